@@ -1,0 +1,277 @@
+"""Forward pass and backpropagation over a compiled plan.
+
+Forward: steps in order; a value is dropped once no later step reads it. With gradients, each
+step between the requested values and the output also puts on a tape what its rule reads
+(inputs and/or output; the rest as shape-only `Meta`). Backward: the tape in reverse; each rule
+turns the upstream gradient into one gradient per input; gradients that meet at a value add.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphkit.errors import ExecutionError, GraphkitError, InputError
+from graphkit.graph import ResolvedGraph, validate
+from graphkit.model import FLOAT_DTYPES, Graph
+from graphkit.opdef import Meta
+from graphkit.ops.prims import sum_to
+from graphkit.plan import BackwardPlan, Plan, Step, coerce_input, compile_plan
+from graphkit.registry import Registry
+
+
+@dataclass
+class Result:
+    """What a run returns: output values and, when asked for, gradients (numpy arrays)."""
+
+    outputs: dict[str, np.ndarray]
+    gradients: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_plans: dict[int, tuple[weakref.ref[Graph], int, Plan]] = {}
+
+
+def plan_for(graph: Graph | ResolvedGraph | Plan, registry: Registry | None = None) -> Plan:
+    """The compiled plan of a graph, built on first use and reused while the graph lives."""
+    if isinstance(graph, Plan):
+        return graph
+    if isinstance(graph, ResolvedGraph):
+        return compile_plan(graph)
+    key = id(graph)
+    cached = _plans.get(key)
+    if cached is not None and cached[0]() is graph and cached[1] == id(registry):
+        return cached[2]
+    plan = compile_plan(validate(graph, registry))
+    _plans[key] = (weakref.ref(graph, lambda _ref, key=key: _plans.pop(key, None)),
+                   id(registry), plan)
+    return plan
+
+
+def execute(
+    graph: Graph | ResolvedGraph | Plan,
+    inputs: Mapping[str, Any] | None = None,
+    wrt: Sequence[str] | str | None = None,
+    seed: Any = None,
+    of: str | None = None,
+    registry: Registry | None = None,
+) -> Result:
+    """Run `graph` on `inputs`; with `wrt` (value names, or "all"), backpropagate from `of`.
+
+    `wrt="all"` means every float input and constant. A non-scalar output is seeded with ones
+    unless `seed` is given. Gradients have the shape and dtype of the value they belong to.
+    """
+    plan = plan_for(graph, registry)
+    values = _start(plan, inputs or {})
+    if wrt is None:
+        _forward(plan, values)
+        return Result(_collect_outputs(plan, values))
+    of_name = _choose_output(plan, of)
+    names = _wrt_names(plan, wrt)
+    backward = plan.backward_plan(of_name, names)
+    tape = _forward(plan, values, backward)
+    output = values[backward.of]
+    gradients = _backward(plan, backward, tape, _seed(of_name, output, seed), values)
+    return Result(_collect_outputs(plan, values), gradients)
+
+
+def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
+    expected = {info.name for info, _ in plan.inputs}
+    unknown = sorted(set(inputs) - expected)
+    if unknown:
+        raise InputError(
+            f"graph {plan.name!r} has no input {', '.join(map(repr, unknown))} "
+            f"(inputs: {', '.join(sorted(expected)) or 'none'})"
+        )
+    missing = [info.name for info, _ in plan.inputs if info.name not in inputs]
+    if missing:
+        raise InputError(f"graph {plan.name!r} needs a value for input {', '.join(map(repr, missing))}")
+    values: list[Any] = [None] * len(plan.slots)
+    bound: dict[str, int] = {}
+    for info, slot in plan.inputs:
+        values[slot] = coerce_input(info, inputs[info.name], bound)
+    for _name, slot, array in plan.constants:
+        values[slot] = array
+    return values
+
+
+def _forward(
+    plan: Plan, values: list[Any], backward: BackwardPlan | None = None
+) -> list[tuple[int, tuple[Any, ...], Any]]:
+    """Run every step; return the tape of (step position, saved inputs, saved output)."""
+    tape: list[tuple[int, tuple[Any, ...], Any]] = []
+    record = backward.record if backward is not None else frozenset()
+    frees = backward.free_after if backward is not None else plan.free_after
+    position = -1
+    args: tuple[Any, ...] = ()
+    try:
+        for position, step in enumerate(plan.steps):
+            args = tuple([values[i] for i in step.ins])
+            result = step.forward(*args)
+            if isinstance(step.out, tuple):
+                result = tuple(result)
+                if len(result) != len(step.out):
+                    raise ValueError(f"forward returned {len(result)} outputs, expected {len(step.out)}")
+                for slot, value in zip(step.out, result, strict=True):
+                    values[slot] = value
+            else:
+                values[step.out] = result
+            if position in record:
+                saved_in = args if step.saves_inputs else tuple(_meta(a) for a in args)
+                saved_out = result if step.saves_outputs else _meta_of(result)
+                tape.append((position, saved_in, saved_out))
+            for slot in frees[position]:
+                values[slot] = None
+    except GraphkitError:
+        raise
+    except Exception as exc:
+        raise _node_error(plan, plan.steps[position], args, "forward", exc) from exc
+    return tape
+
+
+def _meta(value: Any) -> Meta:
+    return Meta(np.shape(value), np.result_type(value))
+
+
+def _meta_of(result: Any) -> Any:
+    return tuple(_meta(r) for r in result) if isinstance(result, tuple) else _meta(result)
+
+
+def _backward(
+    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, tuple[Any, ...], Any]], seed: Any,
+    values: list[Any],
+) -> dict[str, np.ndarray]:
+    grads: list[Any] = [None] * len(plan.slots)
+    grads[backward.of] = seed
+    keep = {slot for _name, slot in backward.wrt}
+    steps, wants = plan.steps, backward.wants
+    for position, args, saved_out in reversed(tape):
+        step = steps[position]
+        if isinstance(step.out, tuple):
+            upstream = tuple(
+                grads[s] if grads[s] is not None else np.zeros(o.shape, o.dtype)
+                for s, o in zip(step.out, saved_out, strict=True)
+            )
+            if all(grads[s] is None for s in step.out):
+                continue
+        else:
+            upstream = grads[step.out]
+            if upstream is None:
+                continue
+            if step.out not in keep:
+                grads[step.out] = None
+        try:
+            local = step.vjp(upstream, saved_out, *args) if step.vjp is not None else None
+            _accumulate(plan, step, wants[position], args, local, grads)
+        except GraphkitError:
+            raise
+        except Exception as exc:
+            raise _node_error(plan, step, args, "backward", exc) from exc
+    result = {}
+    for name, slot in backward.wrt:
+        grad = grads[slot]
+        if grad is None:  # the value does not reach the output
+            grad = np.zeros_like(values[slot])
+        result[name] = np.asarray(grad)
+    return result
+
+
+def _accumulate(
+    plan: Plan, step: Step, wants: tuple[bool, ...], args: tuple[Any, ...], local: Any,
+    grads: list[Any],
+) -> None:
+    if local is None:
+        return
+    if not isinstance(local, (tuple, list)) or len(local) != len(args):
+        count = len(local) if isinstance(local, (tuple, list)) else "a non-sequence"
+        raise ExecutionError(
+            _where(plan, step) + f": gradient rule returned {count}, expected {len(args)} "
+            "gradients (one per input)"
+        )
+    for wanted, slot, arg, grad in zip(wants, step.ins, args, local, strict=True):
+        if not wanted or grad is None:
+            continue
+        shape = np.shape(arg)
+        if np.shape(grad) != shape:
+            try:
+                grad = sum_to(np.asarray(grad), shape)
+            except ValueError:
+                raise ExecutionError(
+                    _where(plan, step) + f": gradient of shape {np.shape(grad)} for an input of "
+                    f"shape {shape}"
+                ) from None
+        dtype = arg.dtype
+        if grad.dtype != dtype:
+            if np.result_type(grad).kind != "f" or dtype.kind != "f":
+                raise ExecutionError(
+                    _where(plan, step) + f": gradient of dtype {grad.dtype} for an input of "
+                    f"dtype {dtype}"
+                )
+            grad = np.asarray(grad, dtype=dtype)
+        previous = grads[slot]
+        grads[slot] = grad if previous is None else previous + grad
+
+
+def _where(plan: Plan, step: Step) -> str:
+    node = plan.resolved.model.nodes[step.node]
+    plugin = plan.resolved.plugins[step.node]
+    return f'{node.op} "{node.name}" (plugin {plugin})'
+
+
+def _node_error(plan: Plan, step: Step, args: tuple[Any, ...], phase: str, exc: Exception) -> ExecutionError:
+    shapes = ", ".join(
+        f"{tuple(np.shape(a))} {np.result_type(a)}" if a is not None else "?" for a in args
+    )
+    message = str(exc) or type(exc).__name__
+    return ExecutionError(f"{_where(plan, step)} {phase}: inputs {shapes}: {message}")
+
+
+def _choose_output(plan: Plan, of: str | None) -> str:
+    names = [name for name, _ in plan.outputs]
+    if of is None:
+        if len(names) > 1:
+            raise InputError(
+                f"graph {plan.name!r} has {len(names)} outputs ({', '.join(names)}); "
+                "say which to differentiate with of="
+            )
+        return names[0]
+    if of not in plan.slots:
+        raise InputError(f"graph {plan.name!r} has no value {of!r} to differentiate")
+    return of
+
+
+def _wrt_names(plan: Plan, wrt: Sequence[str] | str) -> tuple[str, ...]:
+    if wrt == "all":
+        candidates = [info.name for info, _ in plan.inputs] + [n for n, _, _ in plan.constants]
+        return tuple(n for n in candidates if _is_float(plan, n))
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in plan.slots:
+            raise InputError(f"graph {plan.name!r} has no value {name!r} to take a gradient for")
+        dtype = plan.value_dtype(name)
+        if dtype is not None and dtype not in FLOAT_DTYPES:
+            raise InputError(f"{name!r} is {dtype}: gradients exist only for float values")
+    return tuple(dict.fromkeys(names))
+
+
+def _is_float(plan: Plan, name: str) -> bool:
+    dtype = plan.value_dtype(name)
+    return dtype is None or dtype in FLOAT_DTYPES
+
+
+def _seed(of: str, output: Any, seed: Any) -> Any:
+    if np.result_type(output).kind != "f":
+        raise InputError(f"output {of!r} is {np.result_type(output)}: only float outputs have gradients")
+    if seed is None:
+        return np.ones_like(output)
+    seed = np.asarray(seed, dtype=np.result_type(output))
+    if seed.shape != np.shape(output):
+        raise InputError(f"seed has shape {seed.shape}, output {of!r} has {np.shape(output)}")
+    return seed
+
+
+def _collect_outputs(plan: Plan, values: list[Any]) -> dict[str, np.ndarray]:
+    return {name: np.asarray(values[slot]) for name, slot in plan.outputs}

@@ -1,0 +1,200 @@
+"""The file format as pydantic models: a graph is plain data, independent of any op registry."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+FORMAT_VERSION = 1
+"""The newest file format this graphkit reads and the one it writes."""
+
+DType = Literal["float32", "float64", "int32", "int64", "bool"]
+FLOAT_DTYPES = ("float32", "float64")
+
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+"""A dimension: a size, or a symbolic name such as "N" that must agree wherever it appears."""
+
+INLINE_LIMIT = 64
+"""Tensors with more elements than this are stored as base64 rather than as nested lists."""
+
+_OP_PATTERN = re.compile(
+    r"^(?:(?P<domain>[A-Za-z0-9_.\-]+)::)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<version>\d+))?$"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpRef(_Strict):
+    """Which op a node runs: `domain::Name@version`; the built-in domain is the empty string."""
+
+    domain: Annotated[str, Field(max_length=256)] = ""
+    name: Name
+    version: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            match = _OP_PATTERN.match(data)
+            if match is None:
+                raise ValueError(f"op reference {data!r} is not of the form [domain::]Name[@version]")
+            return {
+                "domain": match["domain"] or "",
+                "name": match["name"],
+                "version": int(match["version"] or 1),
+            }
+        return data
+
+    @model_serializer
+    def _to_string(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        prefix = f"{self.domain}::" if self.domain else ""
+        suffix = f"@{self.version}" if self.version != 1 else ""
+        return f"{prefix}{self.name}{suffix}"
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.domain, self.name, self.version)
+
+
+class ValueInfo(_Strict):
+    """A graph input or output: its name, and its dtype and shape where known (None: any).
+
+    An input without a dtype takes arrays as given and turns numbers and lists into float64.
+    """
+
+    name: Name
+    dtype: DType | None = None
+    shape: list[Dim] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class Tensor(_Strict):
+    """A concrete array. Small ones are nested lists (readable); big or non-finite ones base64."""
+
+    dtype: DType = "float64"
+    shape: list[Annotated[int, Field(ge=0)]]
+    data: JsonValue = None
+    base64: str | None = None
+
+    @model_validator(mode="after")
+    def _check_payload(self) -> Tensor:
+        if (self.data is None) == (self.base64 is None):
+            raise ValueError("a tensor needs exactly one of 'data' or 'base64'")
+        size = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        if self.base64 is not None:
+            expected = size * np.dtype(self.dtype).itemsize
+            try:
+                raw = base64.b64decode(self.base64, validate=True)
+            except ValueError as exc:
+                raise ValueError(f"base64 payload is not valid base64: {exc}") from None
+            if len(raw) != expected:
+                raise ValueError(
+                    f"base64 payload has {len(raw)} bytes; shape {self.shape} of {self.dtype} "
+                    f"needs {expected}"
+                )
+        else:
+            try:
+                array = np.asarray(self.data, dtype=self.dtype)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise ValueError(f"data is not a {self.dtype} array: {exc}") from None
+            if list(array.shape) != list(self.shape):
+                raise ValueError(f"data has shape {list(array.shape)}, declared {self.shape}")
+        return self
+
+    def to_numpy(self) -> np.ndarray:
+        """Decode into a new numpy array of the declared dtype and shape."""
+        if self.base64 is not None:
+            raw = base64.b64decode(self.base64)
+            flat = np.frombuffer(raw, dtype=np.dtype(self.dtype).newbyteorder("<"))
+            return flat.astype(self.dtype).reshape(self.shape)
+        return np.asarray(self.data, dtype=self.dtype).reshape(self.shape)
+
+    @classmethod
+    def from_numpy(cls, value: Any, dtype: str | None = None) -> Tensor:
+        """Encode an array (or number); the encoding is chosen from its size, deterministically."""
+        array = np.asarray(value, dtype=dtype)
+        name = str(array.dtype)
+        if name not in DType.__args__:  # type: ignore[attr-defined]
+            raise ValueError(f"dtype {name} is not supported (one of {', '.join(DType.__args__)})")  # type: ignore[attr-defined]
+        shape = list(array.shape)
+        finite = array.dtype.kind != "f" or bool(np.isfinite(array).all())
+        if array.size <= INLINE_LIMIT and finite:
+            return cls(dtype=name, shape=shape, data=array.tolist())
+        raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        return cls(dtype=name, shape=shape, base64=base64.b64encode(raw).decode("ascii"))
+
+
+class Constant(Tensor):
+    """A named tensor stored in the graph; `trainable` marks a parameter an optimiser updates."""
+
+    name: Name
+    trainable: bool = False
+
+
+class Node(_Strict):
+    """One gate: an op applied to named input values, defining named output values (SSA)."""
+
+    name: Name
+    op: OpRef
+    inputs: list[Annotated[str, Field(max_length=256)]] = []
+    outputs: list[Name] = Field(min_length=1)
+    attributes: dict[str, JsonValue] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" not in data:
+            outputs = data.get("outputs")
+            if isinstance(outputs, list) and outputs and isinstance(outputs[0], str):
+                return {**data, "name": outputs[0]}
+        return data
+
+
+class Graph(_Strict):
+    """A whole computational graph, as saved in a graphkit JSON file."""
+
+    format_version: Annotated[int, Field(ge=1)] = FORMAT_VERSION
+    name: Name
+    inputs: list[ValueInfo] = []
+    outputs: list[ValueInfo] = Field(min_length=1)
+    constants: list[Constant] = []
+    nodes: list[Node] = []
+    metadata: dict[str, JsonValue] = {}
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"format version {version} is newer than this graphkit reads "
+                f"(up to {FORMAT_VERSION}); upgrade graphkit-backprop"
+            )
+        return version
+
+    def constant(self, name: str) -> Constant:
+        for constant in self.constants:
+            if constant.name == name:
+                return constant
+        raise KeyError(name)

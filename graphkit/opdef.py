@@ -1,0 +1,106 @@
+"""`OpDef`: everything graphkit knows about one gate, supplied by the plugin that owns it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+PLUGIN_API_VERSION = 1
+"""The rule contract below. An OpDef written for another version is refused."""
+
+SAVES = frozenset({"inputs", "outputs"})
+
+Shape = tuple[int | str | None, ...] | None
+"""A shape as validation sees it: dims may be symbolic (str) or unknown (None); None: any rank."""
+
+
+class NoAttributes(BaseModel):
+    """The attribute model of ops that take none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Meta(NamedTuple):
+    """Stands in for a value a gradient rule does not keep: its shape and dtype only."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """A gate: forward rule and local-gradient rule side by side, plus what the checks need.
+
+    forward(*inputs, **attributes) -> output (a tuple when num_outputs > 1)
+    vjp(upstream, output, *inputs, **attributes) -> one gradient per input (None: none flows)
+
+    `saves` says which of output/inputs `vjp` reads; the others reach it as `Meta` (shape and
+    dtype only), so a run with gradients keeps nothing a rule does not need. Rules return
+    gradients in the broadcast shape; the executor sums them back to each input's shape.
+    """
+
+    name: str
+    forward: Callable[..., Any]
+    vjp: Callable[..., Any] | None = None
+    domain: str = ""
+    version: int = 1
+    num_inputs: int = 1
+    num_outputs: int = 1
+    attributes: type[BaseModel] = NoAttributes
+    saves: frozenset[str] = SAVES
+    infer: Callable[..., list[Shape]] | None = None
+    sample: Callable[[np.random.Generator], tuple[list[np.ndarray], dict[str, Any]]] | None = None
+    onnx: Any = None
+    doc: str = ""
+    api_version: int = PLUGIN_API_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.domain, self.name, self.version)
+
+    @property
+    def qualname(self) -> str:
+        prefix = f"{self.domain}::" if self.domain else ""
+        return f"{prefix}{self.name}@{self.version}"
+
+    def problems(self) -> list[str]:
+        """Why this OpDef cannot be registered (empty when it can)."""
+        found = []
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            found.append(f"name {self.name!r} is not an identifier")
+        if not isinstance(self.domain, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]*", self.domain):
+            found.append(f"domain {self.domain!r} is not a dotted name")
+        if not isinstance(self.version, int) or self.version < 1:
+            found.append(f"version {self.version!r} is not a positive integer")
+        if self.api_version != PLUGIN_API_VERSION:
+            found.append(
+                f"written for plugin API version {self.api_version}, "
+                f"this graphkit provides {PLUGIN_API_VERSION}"
+            )
+        if not callable(self.forward):
+            found.append("forward is not callable")
+        if self.vjp is not None and not callable(self.vjp):
+            found.append("vjp is not callable")
+        if not isinstance(self.num_inputs, int) or self.num_inputs < 0:
+            found.append(f"num_inputs {self.num_inputs!r} is not a count")
+        if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
+            found.append(f"num_outputs {self.num_outputs!r} is not a positive count")
+        if not (isinstance(self.attributes, type) and issubclass(self.attributes, BaseModel)):
+            found.append("attributes is not a pydantic model class")
+        if not (isinstance(self.saves, frozenset) and self.saves <= SAVES):
+            found.append(f"saves {self.saves!r} is not a subset of {sorted(SAVES)}")
+        return found

@@ -1,0 +1,97 @@
+"""The lecture's two classifier losses over scores (N, C) and integer labels (N,), batch-averaged.
+
+Softmax cross-entropy: L = mean_i -log softmax(s_i)[y_i];   dL/ds = (softmax(s) - onehot(y)) / N.
+Multiclass SVM hinge:  L = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin);
+                       dL/ds_ij = [margin_ij > 0] for j != y_i, and minus their count at y_i, / N.
+Labels get no gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from graphkit.opdef import OpDef
+from graphkit.ops import prims as P
+from graphkit.ops import sampling as S
+
+
+class HingeAttributes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    margin: float = 1.0
+
+
+def _check(scores: Any, labels: Any) -> None:
+    if scores.ndim != 2 or labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"scores must be (N, C) and labels (N,); got {scores.shape} and {labels.shape}"
+        )
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+        raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {labels.min()}..{labels.max()}")
+
+
+def _cross_entropy(scores: Any, labels: Any) -> Any:
+    _check(scores, labels)
+    picked = P.sum(P.log_softmax(scores) * P.one_hot(labels, scores.shape[1], scores.dtype), [1])
+    return -P.sum(picked) / scores.shape[0]
+
+
+def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, None]:
+    onehot = P.one_hot(labels, scores.shape[1], scores.dtype)
+    return (g * (P.softmax(scores) - onehot) / scores.shape[0], None)
+
+
+def _margins(scores: Any, labels: Any, margin: float) -> tuple[Any, Any]:
+    onehot = P.one_hot(labels, scores.shape[1], scores.dtype)
+    correct = P.sum(scores * onehot, [1], keepdims=True)
+    return P.where(onehot > 0, 0, np.maximum(scores - correct + margin, 0)).astype(scores.dtype), onehot
+
+
+def _hinge(scores: Any, labels: Any, margin: float) -> Any:
+    _check(scores, labels)
+    return P.sum(_margins(scores, labels, margin)[0]) / scores.shape[0]
+
+
+def _hinge_vjp(g: Any, y: Any, scores: Any, labels: Any, margin: float) -> tuple[Any, None]:
+    margins, onehot = _margins(scores, labels, margin)
+    active = P.greater(margins, 0)
+    local = active - onehot * P.sum(active, [1], keepdims=True)
+    return (g * local / scores.shape[0], None)
+
+
+def _infer(scores, labels, **_attributes):
+    if scores is not None and len(scores) != 2:
+        raise ValueError(f"scores must be (N, C), got rank {len(scores)}")
+    if labels is not None and len(labels) != 1:
+        raise ValueError(f"labels must be (N,), got rank {len(labels)}")
+    if scores is not None and labels is not None:
+        n, m = scores[0], labels[0]
+        if isinstance(n, int) and isinstance(m, int) and n != m:
+            raise ValueError(f"scores have {n} rows but labels {m}")
+    return [()]
+
+
+def _sample(rng: np.random.Generator) -> S.Sample:
+    n, c = int(rng.integers(1, 6)), int(rng.integers(2, 6))
+    return [S.values(rng, (n, c)), rng.integers(0, c, size=n)], {}
+
+
+def _hinge_sample(rng: np.random.Generator) -> S.Sample:
+    (scores, labels), _ = _sample(rng)
+    # keep every margin away from its kink at 0 so central differences see a smooth function
+    scores = np.round(scores * 4) / 4 + rng.uniform(-0.05, 0.05, size=scores.shape)
+    return [scores, labels], {"margin": 1.0}
+
+
+OPS = [
+    OpDef("SoftmaxCrossEntropy", _cross_entropy, _cross_entropy_vjp, num_inputs=2,
+          saves=frozenset({"inputs"}), infer=_infer, sample=_sample,
+          doc="mean softmax cross-entropy of scores (N, C) against integer labels (N,)"),
+    OpDef("SVMHinge", _hinge, _hinge_vjp, num_inputs=2, attributes=HingeAttributes,
+          saves=frozenset({"inputs"}), infer=_infer, sample=_hinge_sample,
+          doc="mean multiclass SVM hinge loss of scores (N, C) against integer labels (N,)"),
+]

@@ -1,0 +1,212 @@
+"""Compile a validated graph once into flat lists of (rule, slots); runs never look anything up.
+
+Every value gets an integer slot. A forward step is (forward rule with its attributes bound,
+input slots, output slot(s)); a backward plan, built per (output, wrt) pair and cached, lists
+only the steps that lie between the requested values and the output.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from graphkit.errors import InputError
+from graphkit.graph import ResolvedGraph
+from graphkit.model import FLOAT_DTYPES, ValueInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One node, ready to run. `out` is a slot, or a tuple of slots for multi-output ops."""
+
+    forward: Any
+    vjp: Any
+    ins: tuple[int, ...]
+    out: Any
+    node: int
+    saves_inputs: bool
+    saves_outputs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackwardPlan:
+    """Which steps record what they need during the forward pass, and which inputs want grads."""
+
+    of: int
+    wrt: tuple[tuple[str, int], ...]
+    record: frozenset[int]
+    """Positions (in Plan.steps) of the steps the backward pass runs."""
+    wants: dict[int, tuple[bool, ...]]
+    """For each recorded step, whether each of its inputs needs a gradient."""
+    free_after: tuple[tuple[int, ...], ...]
+    """As Plan.free_after, but keeping the wrt values (a gradient takes their shape)."""
+
+
+@dataclass
+class Plan:
+    """A graph compiled for running: build with `compile_plan`, run with `graphkit.execute`."""
+
+    resolved: ResolvedGraph
+    slots: dict[str, int]
+    inputs: list[tuple[ValueInfo, int]]
+    constants: list[tuple[str, int, np.ndarray]]
+    steps: list[Step]
+    outputs: list[tuple[str, int]]
+    free_after: tuple[tuple[int, ...], ...]
+    _backward: dict[tuple[str, tuple[str, ...]], BackwardPlan] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.resolved.model.name
+
+    def value_dtype(self, name: str) -> str | None:
+        """The declared dtype of an input or constant (None for intermediates)."""
+        for info, _slot in self.inputs:
+            if info.name == name:
+                return info.dtype
+        for cname, _slot, array in self.constants:
+            if cname == name:
+                return str(array.dtype)
+        return None
+
+    def backward_plan(self, of: str, wrt: tuple[str, ...]) -> BackwardPlan:
+        key = (of, wrt)
+        cached = self._backward.get(key)
+        if cached is None:
+            cached = self._backward[key] = self._build_backward(of, wrt)
+        return cached
+
+    def _build_backward(self, of: str, wrt: tuple[str, ...]) -> BackwardPlan:
+        g = self.resolved.nx
+        upstream = nx.ancestors(g, of) | {of}
+        downstream: set[Any] = set(wrt)
+        for name in wrt:
+            downstream |= nx.descendants(g, name)
+        between = upstream & downstream
+        record: set[int] = set()
+        wants: dict[int, tuple[bool, ...]] = {}
+        for position, step in enumerate(self.steps):
+            if step.node in between:
+                names = self.resolved.model.nodes[step.node].inputs
+                mask = tuple(n in between for n in names)
+                if any(mask):
+                    record.add(position)
+                    wants[position] = mask
+        wrt_slots = {self.slots[name] for name in wrt}
+        return BackwardPlan(
+            of=self.slots[of],
+            wrt=tuple((name, self.slots[name]) for name in wrt),
+            record=frozenset(record),
+            wants=wants,
+            free_after=tuple(
+                tuple(s for s in frees if s not in wrt_slots) for frees in self.free_after
+            ),
+        )
+
+
+def _last_uses(steps: list[Step], keep: set[int]) -> tuple[tuple[int, ...], ...]:
+    """For each step, the slots it reads for the last time (never those in `keep`)."""
+    last: dict[int, int] = {}
+    for position, step in enumerate(steps):
+        for slot in step.ins:
+            last[slot] = position
+        outs = step.out if isinstance(step.out, tuple) else (step.out,)
+        for slot in outs:
+            last.setdefault(slot, position)  # an output nobody reads dies at once
+    frees: list[list[int]] = [[] for _ in steps]
+    for slot, position in last.items():
+        if slot not in keep:
+            frees[position].append(slot)
+    return tuple(tuple(f) for f in frees)
+
+
+def compile_plan(resolved: ResolvedGraph) -> Plan:
+    """Turn a validated graph into a plan; done once per graph, reused by every run."""
+    model = resolved.model
+    slots: dict[str, int] = {}
+
+    def slot(name: str) -> int:
+        if name not in slots:
+            slots[name] = len(slots)
+        return slots[name]
+
+    inputs = [(info, slot(info.name)) for info in model.inputs]
+    constants = []
+    for constant in model.constants:
+        array = constant.to_numpy()
+        array.flags.writeable = False
+        constants.append((constant.name, slot(constant.name), array))
+    steps = []
+    for index in resolved.order:
+        node = model.nodes[index]
+        op, attributes = resolved.ops[index], resolved.attributes[index]
+        forward = functools.partial(op.forward, **attributes) if attributes else op.forward
+        vjp = None
+        if op.vjp is not None:
+            vjp = functools.partial(op.vjp, **attributes) if attributes else op.vjp
+        outs = tuple(slot(v) for v in node.outputs)
+        steps.append(Step(
+            forward=forward,
+            vjp=vjp,
+            ins=tuple(slot(v) for v in node.inputs),
+            out=outs if op.num_outputs > 1 else outs[0],
+            node=index,
+            saves_inputs="inputs" in op.saves,
+            saves_outputs="outputs" in op.saves,
+        ))
+    outputs = [(info.name, slots[info.name]) for info in model.outputs]
+    keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}
+    return Plan(
+        resolved=resolved,
+        slots=slots,
+        inputs=inputs,
+        constants=constants,
+        steps=steps,
+        outputs=outputs,
+        free_after=_last_uses(steps, keep),
+    )
+
+
+def coerce_input(info: ValueInfo, value: Any, bound: dict[str, int]) -> np.ndarray:
+    """An input value as an array of the declared dtype, checked against the declared shape."""
+    try:
+        if info.dtype is not None:
+            array = np.asarray(value)
+            if info.dtype not in FLOAT_DTYPES and array.dtype.kind == "f":
+                if not np.all(np.mod(array, 1) == 0):
+                    raise InputError(
+                        f"input {info.name!r} is {info.dtype} but was given non-integer values"
+                    )
+            array = array.astype(info.dtype, copy=False)
+        elif isinstance(value, np.ndarray):
+            array = value
+        else:
+            array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"input {info.name!r}: {exc}") from None
+    if info.shape is not None:
+        if array.ndim != len(info.shape):
+            raise InputError(
+                f"input {info.name!r} must have shape {_show(info.shape)}, got {array.shape}"
+            )
+        for declared, actual in zip(info.shape, array.shape, strict=True):
+            if isinstance(declared, int) and declared != actual:
+                raise InputError(
+                    f"input {info.name!r} must have shape {_show(info.shape)}, got {array.shape}"
+                )
+            if isinstance(declared, str):
+                seen = bound.setdefault(declared, actual)
+                if seen != actual:
+                    raise InputError(
+                        f"input {info.name!r} has {declared} = {actual}, "
+                        f"but another input has {declared} = {seen}"
+                    )
+    return array
+
+
+def _show(shape: list[Any]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
