@@ -13,6 +13,7 @@ from graphkit.execute import Result, execute, plan_for
 from graphkit.gradcheck import GradcheckReport, check_op, check_op_at, gradcheck
 from graphkit.graph import ResolvedGraph, from_nx, to_nx, validate
 from graphkit.hookspecs import hookimpl
+from graphkit.io import dumps, load, loads, save
 from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo
 from graphkit.opdef import PLUGIN_API_VERSION, Meta, NoAttributes, OpDef
 from graphkit.registry import Registry, builtin_registry, default_registry, load_registry
@@ -22,6 +23,6 @@ __all__ = [
     "Graph", "GraphBuilder", "GraphValidationError", "GraphkitError", "InputError", "Meta",
     "NoAttributes", "Node", "OpDef", "OpRef", "PluginError", "Registry", "ResolvedGraph",
     "Result", "Tensor", "Value", "ValueInfo", "builtin_registry", "check_op", "check_op_at",
-    "default_registry", "execute", "from_nx", "gradcheck", "hookimpl", "load_registry",
+    "default_registry", "dumps", "execute", "load", "loads", "save", "from_nx", "gradcheck", "hookimpl", "load_registry",
     "plan_for", "to_nx", "validate",
 ]

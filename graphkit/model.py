@@ -39,8 +39,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _also_a_string(pattern: str | None = None) -> Any:
+    """JSON Schema hook: the model may also be written as a string shorthand."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        as_object = dict(schema)
+        title = as_object.pop("title", None)
+        description = as_object.pop("description", None)
+        schema.clear()
+        string: dict[str, Any] = {"type": "string"}
+        if pattern:
+            string["pattern"] = pattern
+        schema.update({k: v for k, v in (("title", title), ("description", description)) if v})
+        schema["anyOf"] = [string, as_object]
+
+    return extra
+
+
 class OpRef(_Strict):
     """Which op a node runs: `domain::Name@version`; the built-in domain is the empty string."""
+
+    model_config = ConfigDict(json_schema_extra=_also_a_string(_OP_PATTERN.pattern.replace("?P<", "?<")))
 
     domain: Annotated[str, Field(max_length=256)] = ""
     name: Name
@@ -79,6 +98,8 @@ class ValueInfo(_Strict):
 
     An input without a dtype takes arrays as given and turns numbers and lists into float64.
     """
+
+    model_config = ConfigDict(json_schema_extra=_also_a_string())
 
     name: Name
     dtype: DType | None = None
@@ -153,8 +174,17 @@ class Constant(Tensor):
     trainable: bool = False
 
 
+def _name_optional(schema: dict[str, Any]) -> None:
+    schema["required"] = [r for r in schema.get("required", []) if r != "name"]
+
+
 class Node(_Strict):
-    """One gate: an op applied to named input values, defining named output values (SSA)."""
+    """One gate: an op applied to named input values, defining named output values (SSA).
+
+    Its name defaults to the name of its first output.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_name_optional)
 
     name: Name
     op: OpRef

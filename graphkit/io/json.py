@@ -1,0 +1,133 @@
+"""Graphs as JSON files: strict, bounded loading and readable saving.
+
+Loading uses pydantic's own JSON parser (no json.loads, nothing evaluated or unpickled), which
+also bounds nesting depth (it refuses documents nested deeper than about 200 levels); file size
+is checked before any byte is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from graphkit.errors import FormatError
+from graphkit.io.atomic import write_atomic
+from graphkit.model import FORMAT_VERSION, Graph
+
+MAX_FILE_BYTES = 1 << 30
+"""Files bigger than this are refused before parsing (GRAPHKIT_MAX_FILE_BYTES overrides)."""
+
+MAX_ERRORS_SHOWN = 5
+
+
+def max_file_bytes() -> int:
+    raw = os.environ.get("GRAPHKIT_MAX_FILE_BYTES")
+    return int(raw) if raw and raw.isdigit() else MAX_FILE_BYTES
+
+
+def load_json(path: str | os.PathLike[str]) -> Graph:
+    """Read a graph file; any problem is a FormatError naming the file and where in it."""
+    source = Path(path)
+    try:
+        size = source.stat().st_size
+        if size > max_file_bytes():
+            raise FormatError(f"{source}: {size} bytes is over the limit of {max_file_bytes()}")
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{source}: is a folder, not a graph file") from None
+    except OSError as exc:
+        raise FormatError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return loads(data, str(source))
+
+
+def loads(data: bytes | str, source: str = "<string>") -> Graph:
+    """Parse a graph document; `source` names it in errors."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogatepass")
+    if len(data) > max_file_bytes():
+        raise FormatError(f"{source}: {len(data)} bytes is over the limit of {max_file_bytes()}")
+    try:
+        return Graph.model_validate_json(data)
+    except ValidationError as exc:
+        raise FormatError(f"{source}: {_describe(exc)}") from None
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"{source}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    newer = [e for e in errors if e["loc"] == ("format_version",) and "newer" in e["msg"]]
+    if newer:
+        return newer[0]["msg"].removeprefix("Value error, ")
+    parts = []
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        where = _location(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    more = len(errors) - MAX_ERRORS_SHOWN
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("function-after[_check_payload(), Tensor]",) or "function-" in str(part):
+            continue
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def dumps(graph: Graph) -> str:
+    """The graph as JSON: defaults left out, one line per node, input, output and constant."""
+    raw = graph.model_dump(mode="json", exclude_defaults=True)
+    document: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    for key in ("name", "metadata", "inputs", "outputs", "constants", "nodes"):
+        if key in raw:
+            document[key] = raw[key]
+    document["constants"] = [_name_first(c) for c in document.get("constants", [])]
+    document["nodes"] = [_shorthand_node(n) for n in document.get("nodes", [])]
+    document = {k: v for k, v in document.items() if v != []}
+    lines = ["{"]
+    items = list(document.items())
+    for position, (key, value) in enumerate(items):
+        comma = "," if position < len(items) - 1 else ""
+        if isinstance(value, list) and value:
+            lines.append(f"  {json.dumps(key)}: [")
+            for i, item in enumerate(value):
+                tail = "," if i < len(value) - 1 else ""
+                lines.append(f"    {_compact(item)}{tail}")
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {json.dumps(key)}: {_compact(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _name_first(item: dict[str, Any]) -> dict[str, Any]:
+    return {"name": item["name"], **{k: v for k, v in item.items() if k != "name"}}
+
+
+def _shorthand_node(node: dict[str, Any]) -> dict[str, Any]:
+    """Leave out a node's name where it is its first output's name (the loader's default)."""
+    if node["name"] == node["outputs"][0]:
+        return {k: v for k, v in node.items() if k != "name"}
+    return node
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def save_json(graph: Graph, path: str | os.PathLike[str]) -> None:
+    write_atomic(path, dumps(graph).encode("utf-8"))
