@@ -69,12 +69,14 @@ def execute(
     if wrt is None:
         _forward(plan, values)
         return Result(_collect_outputs(plan, values))
-    of_name = _choose_output(plan, of)
-    names = _wrt_names(plan, wrt)
-    backward = plan.backward_plan(of_name, names)
+    key = (of, wrt if isinstance(wrt, str) else tuple(wrt))
+    backward = plan._backward.get(key)
+    if backward is None:
+        of_name = _choose_output(plan, of)
+        backward = plan.backward_plan(of_name, _wrt_names(plan, wrt))
+        plan._backward[key] = backward
     tape = _forward(plan, values, backward)
-    output = values[backward.of]
-    gradients = _backward(plan, backward, tape, _seed(of_name, output, seed), values)
+    gradients = _backward(plan, backward, tape, _seed(plan, backward, values, seed), values)
     return Result(_collect_outputs(plan, values), gradients)
 
 
@@ -133,7 +135,10 @@ def _forward(
 
 
 def _meta(value: Any) -> Meta:
-    return Meta(np.shape(value), np.result_type(value))
+    try:
+        return Meta(value.shape, value.dtype)
+    except AttributeError:  # a Python number from a plugin's rule
+        return Meta(np.shape(value), np.result_type(value))
 
 
 def _meta_of(result: Any) -> Any:
@@ -163,9 +168,18 @@ def _backward(
                 continue
             if step.out not in keep:
                 grads[step.out] = None
+        want = wants[position]
         try:
-            local = step.vjp(upstream, saved_out, *args) if step.vjp is not None else None
-            _accumulate(plan, step, wants[position], args, local, grads)
+            if step.vjps is not None:
+                local = tuple(
+                    rule(upstream, saved_out, *args) if wanted and rule is not None else None
+                    for wanted, rule in zip(want, step.vjps, strict=True)
+                )
+            elif step.vjp is not None:
+                local = step.vjp(upstream, saved_out, *args)
+            else:
+                local = None
+            _accumulate(plan, step, want, args, local, grads)
         except GraphkitError:
             raise
         except Exception as exc:
@@ -194,25 +208,34 @@ def _accumulate(
     for wanted, slot, arg, grad in zip(wants, step.ins, args, local, strict=True):
         if not wanted or grad is None:
             continue
-        shape = np.shape(arg)
-        if np.shape(grad) != shape:
-            try:
-                grad = sum_to(np.asarray(grad), shape)
-            except ValueError:
-                raise ExecutionError(
-                    _where(plan, step) + f": gradient of shape {np.shape(grad)} for an input of "
-                    f"shape {shape}"
-                ) from None
-        dtype = arg.dtype
-        if grad.dtype != dtype:
-            if np.result_type(grad).kind != "f" or dtype.kind != "f":
-                raise ExecutionError(
-                    _where(plan, step) + f": gradient of dtype {grad.dtype} for an input of "
-                    f"dtype {dtype}"
-                )
-            grad = np.asarray(grad, dtype=dtype)
+        grad = _conform(plan, step, grad, arg)
         previous = grads[slot]
         grads[slot] = grad if previous is None else previous + grad
+
+
+def _conform(plan: Plan, step: Step, grad: Any, arg: Any) -> Any:
+    """The gradient in its input's shape (broadcasting undone) and dtype, or an error."""
+    try:
+        shape, dtype = grad.shape, grad.dtype
+    except AttributeError:
+        grad = np.asarray(grad)
+        shape, dtype = grad.shape, grad.dtype
+    if shape != arg.shape:
+        try:
+            grad = sum_to(grad, arg.shape)
+        except ValueError:
+            raise ExecutionError(
+                _where(plan, step) + f": gradient of shape {shape} for an input of "
+                f"shape {arg.shape}"
+            ) from None
+    if dtype != arg.dtype:
+        if dtype.kind != "f" or arg.dtype.kind != "f":
+            raise ExecutionError(
+                _where(plan, step) + f": gradient of dtype {dtype} for an input of "
+                f"dtype {arg.dtype}"
+            )
+        grad = grad.astype(arg.dtype)
+    return grad
 
 
 def _where(plan: Plan, step: Step) -> str:
@@ -223,7 +246,8 @@ def _where(plan: Plan, step: Step) -> str:
 
 def _node_error(plan: Plan, step: Step, args: tuple[Any, ...], phase: str, exc: Exception) -> ExecutionError:
     shapes = ", ".join(
-        f"{tuple(np.shape(a))} {np.result_type(a)}" if a is not None else "?" for a in args
+        f"{tuple(np.shape(a))} {a.dtype if isinstance(a, Meta) else np.result_type(a)}"
+        if a is not None else "?" for a in args
     )
     message = str(exc) or type(exc).__name__
     return ExecutionError(f"{_where(plan, step)} {phase}: inputs {shapes}: {message}")
@@ -262,14 +286,17 @@ def _is_float(plan: Plan, name: str) -> bool:
     return dtype is None or dtype in FLOAT_DTYPES
 
 
-def _seed(of: str, output: Any, seed: Any) -> Any:
+def _seed(plan: Plan, backward: BackwardPlan, values: list[Any], seed: Any) -> Any:
+    output = values[backward.of]
+    of = next(name for name, slot in plan.slots.items() if slot == backward.of) \
+        if seed is not None or np.result_type(output).kind != "f" else ""
     if np.result_type(output).kind != "f":
-        raise InputError(f"output {of!r} is {np.result_type(output)}: only float outputs have gradients")
+        raise InputError(f"{of!r} is {np.result_type(output)}: only float values have gradients")
     if seed is None:
         return np.ones_like(output)
     seed = np.asarray(seed, dtype=np.result_type(output))
     if seed.shape != np.shape(output):
-        raise InputError(f"seed has shape {seed.shape}, output {of!r} has {np.shape(output)}")
+        raise InputError(f"seed has shape {seed.shape}, {of!r} has {np.shape(output)}")
     return seed
 
 

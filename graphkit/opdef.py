@@ -47,6 +47,10 @@ class OpDef:
     forward(*inputs, **attributes) -> output (a tuple when num_outputs > 1)
     vjp(upstream, output, *inputs, **attributes) -> one gradient per input (None: none flows)
 
+    `vjp` may instead be a tuple with one rule per input, each returning that input's gradient
+    (None for an input that has none): then only the gradients a run needs are computed, e.g.
+    MatMul skips dX when only the weights' gradients are wanted.
+
     `saves` says which of output/inputs `vjp` reads; the others reach it as `Meta` (shape and
     dtype only), so a run with gradients keeps nothing a rule does not need. Rules return
     gradients in the broadcast shape; the executor sums them back to each input's shape.
@@ -54,7 +58,7 @@ class OpDef:
 
     name: str
     forward: Callable[..., Any]
-    vjp: Callable[..., Any] | None = None
+    vjp: Callable[..., Any] | tuple[Callable[..., Any] | None, ...] | None = None
     domain: str = ""
     version: int = 1
     num_inputs: int = 1
@@ -93,7 +97,12 @@ class OpDef:
             )
         if not callable(self.forward):
             found.append("forward is not callable")
-        if self.vjp is not None and not callable(self.vjp):
+        if isinstance(self.vjp, tuple):
+            if len(self.vjp) != self.num_inputs:
+                found.append(f"vjp has {len(self.vjp)} rules for {self.num_inputs} inputs")
+            if not all(rule is None or callable(rule) for rule in self.vjp):
+                found.append("a vjp rule is not callable")
+        elif self.vjp is not None and not callable(self.vjp):
             found.append("vjp is not callable")
         if not isinstance(self.num_inputs, int) or self.num_inputs < 0:
             found.append(f"num_inputs {self.num_inputs!r} is not a count")

@@ -21,10 +21,15 @@ from graphkit.model import FLOAT_DTYPES, ValueInfo
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One node, ready to run. `out` is a slot, or a tuple of slots for multi-output ops."""
+    """One node, ready to run. `out` is a slot, or a tuple of slots for multi-output ops.
+
+    `vjp` is one rule for all inputs, `vjps` one rule per input (exactly one of them is set,
+    or neither for an op without gradients).
+    """
 
     forward: Any
     vjp: Any
+    vjps: tuple[Any, ...] | None
     ins: tuple[int, ...]
     out: Any
     node: int
@@ -43,7 +48,7 @@ class BackwardPlan:
     wants: dict[int, tuple[bool, ...]]
     """For each recorded step, whether each of its inputs needs a gradient."""
     free_after: tuple[tuple[int, ...], ...]
-    """As Plan.free_after, but keeping the wrt values (a gradient takes their shape)."""
+    """As Plan.free_after, but keeping the wrt values (a gradient takes their shape) and `of`."""
 
 
 @dataclass
@@ -96,7 +101,7 @@ class Plan:
                 if any(mask):
                     record.add(position)
                     wants[position] = mask
-        wrt_slots = {self.slots[name] for name in wrt}
+        wrt_slots = {self.slots[name] for name in wrt} | {self.slots[of]}
         return BackwardPlan(
             of=self.slots[of],
             wrt=tuple((name, self.slots[name]) for name in wrt),
@@ -106,6 +111,13 @@ class Plan:
                 tuple(s for s in frees if s not in wrt_slots) for frees in self.free_after
             ),
         )
+
+
+def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
+    """The rule with the node's attributes bound once, so runs pass only arrays."""
+    if rule is None or not attributes:
+        return rule
+    return functools.partial(rule, **attributes)
 
 
 def _last_uses(steps: list[Step], keep: set[int]) -> tuple[tuple[int, ...], ...]:
@@ -145,13 +157,16 @@ def compile_plan(resolved: ResolvedGraph) -> Plan:
         node = model.nodes[index]
         op, attributes = resolved.ops[index], resolved.attributes[index]
         forward = functools.partial(op.forward, **attributes) if attributes else op.forward
-        vjp = None
-        if op.vjp is not None:
-            vjp = functools.partial(op.vjp, **attributes) if attributes else op.vjp
+        vjp = vjps = None
+        if isinstance(op.vjp, tuple):
+            vjps = tuple(_bind(rule, attributes) for rule in op.vjp)
+        elif op.vjp is not None:
+            vjp = _bind(op.vjp, attributes)
         outs = tuple(slot(v) for v in node.outputs)
         steps.append(Step(
             forward=forward,
             vjp=vjp,
+            vjps=vjps,
             ins=tuple(slot(v) for v in node.inputs),
             out=outs if op.num_outputs > 1 else outs[0],
             node=index,

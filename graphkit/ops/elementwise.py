@@ -26,17 +26,14 @@ class PowAttributes(BaseModel):
     exponent: float
 
 
-def _unary(name: str, forward, vjp, saves, sample, doc: str) -> OpDef:
-    return OpDef(
-        name, forward, vjp, num_inputs=1, saves=saves, infer=shapes.same, sample=sample, doc=doc
-    )
+def _unary(name: str, doc: str, saves: frozenset[str], sample, forward, vjp) -> OpDef:
+    return OpDef(name, forward, vjp, num_inputs=1, saves=saves, infer=shapes.same,
+                 sample=sample, doc=doc)
 
 
-def _binary(name: str, forward, vjp, saves, sample, doc: str) -> OpDef:
-    return OpDef(
-        name, forward, vjp, num_inputs=2, saves=saves, infer=shapes.elementwise, sample=sample,
-        doc=doc,
-    )
+def _binary(name: str, doc: str, saves: frozenset[str], sample, forward, vjp) -> OpDef:
+    return OpDef(name, forward, vjp, num_inputs=2, saves=saves, infer=shapes.elementwise,
+                 sample=sample, doc=doc)
 
 
 def _tie_free_pair(rng: np.random.Generator) -> S.Sample:
@@ -44,43 +41,68 @@ def _tie_free_pair(rng: np.random.Generator) -> S.Sample:
     return [a, np.where(np.abs(a - b) < 1e-3, b + 0.01, b)], attrs
 
 
+def _off_kink(rng: np.random.Generator) -> S.Sample:
+    return [S.away_from_ties(S.values(rng, S.random_shape(rng)))], {}
+
+
 def _pow_sample(rng: np.random.Generator) -> S.Sample:
     exponent = float(rng.choice([2.0, 3.0, -1.0, 0.5, 1.5]))
     return [S.values(rng, S.random_shape(rng), 0.5, 2.0)], {"exponent": exponent}
 
 
+# name, doc, what the rule reads, sample inputs; then forward and its local gradient (VJP).
+# A tuple of rules gives one per input, so a run computes only the gradients it needs.
 OPS = [
-    _binary("Add", lambda a, b: a + b,
-            lambda g, y, a, b: (g, g), NONE, S.binary(), "a + b: distributes the gradient"),
-    _binary("Sub", lambda a, b: a - b,
-            lambda g, y, a, b: (g, -g), NONE, S.binary(), "a - b"),
-    _binary("Mul", lambda a, b: a * b,
-            lambda g, y, a, b: (g * b, g * a), IN, S.binary(), "a * b: switches the gradient"),
-    _binary("Div", lambda a, b: a / b,
-            lambda g, y, a, b: (g / b, -g * y / b), BOTH, S.binary(second_low=0.5), "a / b"),
-    _binary("Max", lambda a, b: np.maximum(a, b),
-            lambda g, y, a, b: (g * P.greater_equal(a, b), g * P.less(a, b)), IN,
-            _tie_free_pair, "elementwise max: routes the gradient (ties to the first)"),
-    _binary("Min", lambda a, b: np.minimum(a, b),
-            lambda g, y, a, b: (g * P.less_equal(a, b), g * P.greater(a, b)), IN,
-            _tie_free_pair, "elementwise min: routes the gradient (ties to the first)"),
-    _unary("Neg", lambda x: -x, lambda g, y, x: (-g,), NONE, S.unary(), "-x"),
-    _unary("Identity", lambda x: x, lambda g, y, x: (g,), NONE, S.unary(), "x"),
-    _unary("Reciprocal", lambda x: 1 / x,
-           lambda g, y, x: (-g * y * y,), OUT, S.unary(0.5, 2.0), "1 / x"),
-    _unary("Exp", lambda x: P.exp(x), lambda g, y, x: (g * y,), OUT, S.unary(), "e^x"),
-    _unary("Log", lambda x: P.log(x), lambda g, y, x: (g / x,), IN, S.unary(0.5, 3.0), "ln x"),
-    _unary("Sqrt", lambda x: P.sqrt(x),
-           lambda g, y, x: (g * 0.5 / y,), OUT, S.unary(0.5, 3.0), "square root"),
-    _unary("Relu", lambda x: np.maximum(x, 0),
-           lambda g, y, x: (g * P.greater(x, 0),), IN,
-           lambda rng: ([S.away_from_ties(S.values(rng, S.random_shape(rng)))], {}),
-           "max(0, x); gradient 0 at x == 0"),
-    _unary("Sigmoid", lambda x: 0.5 * (1 + P.tanh(0.5 * x)),
-           lambda g, y, x: (g * y * (1 - y),), OUT, S.unary(-4.0, 4.0),
-           "1 / (1 + e^-x) (computed stably), one gate with local gradient s (1 - s)"),
-    _unary("Tanh", lambda x: P.tanh(x),
-           lambda g, y, x: (g * (1 - y * y),), OUT, S.unary(), "tanh x"),
+    _binary("Add", "a + b: distributes the gradient", NONE, S.binary(),
+            lambda a, b: a + b,
+            lambda g, y, a, b: (g, g)),
+    _binary("Sub", "a - b", NONE, S.binary(),
+            lambda a, b: a - b,
+            lambda g, y, a, b: (g, -g)),
+    _binary("Mul", "a * b: switches the gradient", IN, S.binary(),
+            lambda a, b: a * b,
+            (lambda g, y, a, b: g * b,
+             lambda g, y, a, b: g * a)),
+    _binary("Div", "a / b", BOTH, S.binary(second_low=0.5),
+            lambda a, b: a / b,
+            (lambda g, y, a, b: g / b,
+             lambda g, y, a, b: -g * y / b)),
+    _binary("Max", "elementwise max: routes the gradient (ties to the first)", IN, _tie_free_pair,
+            lambda a, b: np.maximum(a, b),
+            (lambda g, y, a, b: g * P.greater_equal(a, b),
+             lambda g, y, a, b: g * P.less(a, b))),
+    _binary("Min", "elementwise min: routes the gradient (ties to the first)", IN, _tie_free_pair,
+            lambda a, b: np.minimum(a, b),
+            (lambda g, y, a, b: g * P.less_equal(a, b),
+             lambda g, y, a, b: g * P.greater(a, b))),
+    _unary("Neg", "-x", NONE, S.unary(),
+           lambda x: -x,
+           lambda g, y, x: (-g,)),
+    _unary("Identity", "x", NONE, S.unary(),
+           lambda x: x,
+           lambda g, y, x: (g,)),
+    _unary("Reciprocal", "1 / x", OUT, S.unary(0.5, 2.0),
+           lambda x: 1 / x,
+           lambda g, y, x: (-g * y * y,)),
+    _unary("Exp", "e^x", OUT, S.unary(),
+           lambda x: P.exp(x),
+           lambda g, y, x: (g * y,)),
+    _unary("Log", "natural logarithm", IN, S.unary(0.5, 3.0),
+           lambda x: P.log(x),
+           lambda g, y, x: (g / x,)),
+    _unary("Sqrt", "square root", OUT, S.unary(0.5, 3.0),
+           lambda x: P.sqrt(x),
+           lambda g, y, x: (g * 0.5 / y,)),
+    _unary("Relu", "max(0, x); gradient 0 at x == 0", IN, _off_kink,
+           lambda x: np.maximum(x, 0),
+           lambda g, y, x: (g * P.greater(x, 0),)),
+    _unary("Sigmoid", "1 / (1 + e^-x) as one gate, local gradient s (1 - s)", OUT,
+           S.unary(-4.0, 4.0),
+           lambda x: 0.5 * (1 + P.tanh(0.5 * x)),  # the same function, without exp overflow
+           lambda g, y, x: (g * y * (1 - y),)),
+    _unary("Tanh", "tanh x", OUT, S.unary(),
+           lambda x: P.tanh(x),
+           lambda g, y, x: (g * (1 - y * y),)),
     OpDef("Pow", lambda x, exponent: x**exponent,
           lambda g, y, x, exponent: (g * exponent * x ** (exponent - 1),),
           attributes=PowAttributes, saves=IN, infer=shapes.same, sample=_pow_sample,

@@ -12,22 +12,29 @@ from graphkit.ops import sampling as S
 from graphkit.ops import shapes
 
 
-def _matmul_vjp(g: Any, y: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    """numpy matmul's VJP; 1-D operands are lifted to matrices and the lift undone after."""
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g
+def _lift(g: Any, a: Any, b: Any) -> tuple[Any, Any, Any]:
+    """Treat 1-D operands as matrices (a row, b a column), as numpy's matmul does."""
     if a.ndim == 1:
-        g2 = P.expand_dims(g2, (-2,))
+        g = P.expand_dims(g, (-2,))
     if b.ndim == 1:
-        g2 = P.expand_dims(g2, (-1,))
+        g = P.expand_dims(g, (-1,))
+    a2 = P.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+    b2 = P.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+    return g, a2, b2
+
+
+def _grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
+    """dL/da = g b^T (summed over broadcast batch axes by the executor)."""
+    g2, _a2, b2 = _lift(g, a, b)
     ga = P.matmul(g2, P.swap_last(b2))
+    return P.reshape(ga, ga.shape[:-2] + ga.shape[-1:]) if a.ndim == 1 else ga
+
+
+def _grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
+    """dL/db = a^T g."""
+    g2, a2, _b2 = _lift(g, a, b)
     gb = P.matmul(P.swap_last(a2), g2)
-    if a.ndim == 1:
-        ga = P.reshape(ga, ga.shape[:-2] + ga.shape[-1:])
-    if b.ndim == 1:
-        gb = P.reshape(gb, gb.shape[:-1])
-    return ga, gb
+    return P.reshape(gb, gb.shape[:-1]) if b.ndim == 1 else gb
 
 
 def _sample(rng: np.random.Generator) -> S.Sample:
@@ -40,7 +47,7 @@ def _sample(rng: np.random.Generator) -> S.Sample:
 
 
 OPS = [
-    OpDef("MatMul", lambda a, b: P.matmul(a, b), _matmul_vjp, num_inputs=2,
+    OpDef("MatMul", lambda a, b: P.matmul(a, b), (_grad_a, _grad_b), num_inputs=2,
           saves=frozenset({"inputs"}), infer=lambda a, b: [shapes.matmul(a, b)],
           sample=_sample, doc="matrix product with numpy's broadcasting over batch dimensions"),
 ]

@@ -51,7 +51,7 @@ def reshape(x: Any, shape: Sequence[int]) -> Any:
 
 
 def sum(x: Any, axes: Sequence[int] | None = None, keepdims: bool = False) -> Any:  # noqa: A001
-    return np.sum(x, axis=None if axes is None else tuple(axes), keepdims=keepdims)
+    return np.add.reduce(x, axis=None if axes is None else tuple(axes), keepdims=keepdims)
 
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
@@ -69,13 +69,13 @@ def one_hot(labels: Any, depth: int, dtype: Any) -> Any:
 
 def softmax(x: Any) -> Any:
     """Softmax over the last axis, shifted by the row max so exp never overflows."""
-    shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return shifted / np.sum(shifted, axis=-1, keepdims=True)
+    shifted = np.exp(x - np.maximum.reduce(x, axis=-1, keepdims=True))
+    return shifted / np.add.reduce(shifted, axis=-1, keepdims=True)
 
 
 def log_softmax(x: Any) -> Any:
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    shifted = x - np.maximum.reduce(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def sum_to(x: Any, shape: Sequence[int]) -> Any:
@@ -87,5 +87,5 @@ def sum_to(x: Any, shape: Sequence[int]) -> Any:
     axes = tuple(range(lead)) + tuple(
         lead + i for i, size in enumerate(shape) if size == 1 and x.shape[lead + i] != 1
     )
-    summed = np.sum(x, axis=axes, keepdims=True) if axes else x
+    summed = np.add.reduce(x, axis=axes, keepdims=True) if axes else x
     return summed.reshape(shape)
