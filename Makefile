@@ -13,7 +13,7 @@ $(BIN)/graphkit: pyproject.toml
 	touch $(BIN)/graphkit
 
 example: $(BIN)/graphkit
-	$(BIN)/graphkit execute examples/sigmoid_neuron.json --grad
+	$(BIN)/graphkit execute examples/sigmoid_neuron.json --inputs examples/sigmoid_neuron.inputs.json --grad
 
 test: $(BIN)/graphkit
 	$(BIN)/python -m pytest

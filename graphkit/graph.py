@@ -62,6 +62,10 @@ class ResolvedGraph:
     shapes: dict[str, Shape]
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _node_label(node: Node) -> str:
     return f"node {node.name!r} ({node.op})"
 
@@ -183,11 +187,13 @@ def validate(graph: Graph, registry: Registry | None = None) -> ResolvedGraph:
         else:
             if len(node.inputs) != op.num_inputs:
                 problems.append(
-                    f"{_node_label(node)}: takes {op.num_inputs} inputs, got {len(node.inputs)}"
+                    f"{_node_label(node)}: takes {_count(op.num_inputs, 'input')}, "
+                    f"got {len(node.inputs)}"
                 )
             if len(node.outputs) != op.num_outputs:
                 problems.append(
-                    f"{_node_label(node)}: has {op.num_outputs} outputs, got {len(node.outputs)}"
+                    f"{_node_label(node)}: has {_count(op.num_outputs, 'output')}, "
+                    f"got {len(node.outputs)}"
                 )
             model, found = _attribute_problems(op, node)
             problems += found

@@ -1,0 +1,61 @@
+"""The examples in README.md and docs/ run as written, so the docs stay true."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import graphkit
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.S)
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if _blocks(p, "python")], ids=lambda p: p.name)
+def test_python_examples_run(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
+    for block in _blocks(path, "python"):
+        exec(compile(block, str(path), "exec"), namespace)  # noqa: S102 - our own docs
+
+
+def test_json_graph_examples_are_valid_graphs() -> None:
+    found = 0
+    for path in DOCS:
+        for block in _blocks(path, "json"):
+            document = json.loads(block)
+            if "nodes" in document:
+                graphkit.validate(graphkit.loads(block, str(path)))
+                found += 1
+    assert found >= 1
+
+
+def test_every_doc_is_linked_from_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for path in (ROOT / "docs").glob("*.md"):
+        assert f"docs/{path.name}" in readme, f"README.md does not link docs/{path.name}"
+
+
+def test_readme_example_command_is_the_makefile_one() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"^example:.*\n\t\$\(BIN\)/(.*)$", makefile, re.M)
+    assert command is not None
+    assert command.group(1) in readme
+    assert re.search(r"^test:.*\n\t\$\(BIN\)/python -m pytest$", makefile, re.M)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci and "make test" in readme
+
+
+def test_every_link_in_the_readme_resolves() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README.md links {target}, which does not exist"
