@@ -45,8 +45,9 @@ def plan_for(graph: Graph | ResolvedGraph | Plan, registry: Registry | None = No
     cached = _plans.get(key)
     if cached is not None and cached[0]() is graph and cached[1] == id(registry):
         return cached[2]
-    plan = compile_plan(validate(graph, registry))
-    _plans[key] = (weakref.ref(graph, lambda _ref, key=key: _plans.pop(key, None)),
+    # A shallow copy: the cached plan must not keep `graph` alive, or the weakref never fires.
+    plan = compile_plan(validate(graph.model_copy(), registry))
+    _plans[key] = (weakref.ref(graph, lambda _ref, key=key, plans=_plans: plans.pop(key, None)),
                    id(registry), plan)
     return plan
 

@@ -138,7 +138,9 @@ def _infer_shapes(
     for index in order:
         node, op, attributes = graph.nodes[index], ops[index], attrs[index]
         result: list[Shape] = [None] * len(node.outputs)
-        if op is not None and op.infer is not None and attributes is not None:
+        # (a node with the wrong number of inputs is a problem already: its infer cannot run)
+        if (op is not None and op.infer is not None and attributes is not None
+                and len(node.inputs) == op.num_inputs):
             args = [shapes.get(v) for v in node.inputs]
             try:
                 result = list(op.infer(*args, **attributes))

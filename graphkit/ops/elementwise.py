@@ -104,7 +104,8 @@ OPS = [
            lambda x: P.tanh(x),
            lambda g, y, x: (g * (1 - y * y),)),
     OpDef("Pow", lambda x, exponent: x**exponent,
-          lambda g, y, x, exponent: (g * exponent * x ** (exponent - 1),),
+          # x**0 is constant: gradient 0 (not 0 * x**-1, which is nan at x == 0)
+          lambda g, y, x, exponent: (g * exponent * x ** (exponent - 1) if exponent else g * 0,),
           attributes=PowAttributes, saves=IN, infer=shapes.same, sample=_pow_sample,
           doc="x ** exponent, the exponent a constant attribute"),
 ]

@@ -14,10 +14,10 @@ from graphkit.ops import shapes
 
 def _lift(g: Any, a: Any, b: Any) -> tuple[Any, Any, Any]:
     """Treat 1-D operands as matrices (a row, b a column), as numpy's matmul does."""
+    if b.ndim == 1:  # first: for a 1-D @ 1-D product g is 0-D, and (-2,) needs g.ndim >= 1
+        g = P.expand_dims(g, (-1,))
     if a.ndim == 1:
         g = P.expand_dims(g, (-2,))
-    if b.ndim == 1:
-        g = P.expand_dims(g, (-1,))
     a2 = P.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
     b2 = P.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
     return g, a2, b2
