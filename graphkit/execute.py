@@ -32,7 +32,7 @@ class Result:
     gradients: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-_plans: dict[int, tuple[weakref.ref[Graph], int, Plan]] = {}
+_plans: dict[int, tuple[weakref.ref[Graph], Registry | None, Plan]] = {}
 
 
 def plan_for(graph: Graph | ResolvedGraph | Plan, registry: Registry | None = None) -> Plan:
@@ -43,12 +43,12 @@ def plan_for(graph: Graph | ResolvedGraph | Plan, registry: Registry | None = No
         return compile_plan(graph)
     key = id(graph)
     cached = _plans.get(key)
-    if cached is not None and cached[0]() is graph and cached[1] == id(registry):
+    if cached is not None and cached[0]() is graph and cached[1] is registry:
         return cached[2]
     # A shallow copy: the cached plan must not keep `graph` alive, or the weakref never fires.
     plan = compile_plan(validate(graph.model_copy(), registry))
     _plans[key] = (weakref.ref(graph, lambda _ref, key=key, plans=_plans: plans.pop(key, None)),
-                   id(registry), plan)
+                   registry, plan)
     return plan
 
 
@@ -186,11 +186,16 @@ def _backward(
         except Exception as exc:
             raise _node_error(plan, step, args, "backward", exc) from exc
     result = {}
+    handed_out = {id(seed)}
     for name, slot in backward.wrt:
         grad = grads[slot]
         if grad is None:  # the value does not reach the output
             grad = np.zeros_like(values[slot])
-        result[name] = np.asarray(grad)
+        grad = np.asarray(grad)
+        if id(grad) in handed_out:  # e.g. Add passes one array to both inputs: no aliasing
+            grad = grad.copy()
+        handed_out.add(id(grad))
+        result[name] = grad
     return result
 
 

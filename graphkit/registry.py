@@ -77,11 +77,13 @@ class Registry:
         for impl in self.manager.hook.graphkit_register_ops.get_hookimpls():
             if impl.plugin_name != name:
                 continue
+            before = list(info.ops)
             try:
                 impl.function(register=lambda op, _info=info: self._add(op, _info))
             except PluginError:
                 raise
             except Exception as exc:
+                self._withdraw(info, before)  # half-registered: skip the plugin whole
                 self._fail(info, f"raised while registering: {type(exc).__name__}: {exc}")
         return info
 
@@ -104,6 +106,13 @@ class Registry:
         self._ops[op.key] = op
         self._owners[op.key] = info.name
         info.ops.append(op.qualname)
+
+    def _withdraw(self, info: PluginInfo, keep: list[str]) -> None:
+        """Remove the ops `info`'s plugin registered beyond `keep`."""
+        for key, owner in list(self._owners.items()):
+            if owner == info.name and self._ops[key].qualname not in keep:
+                del self._ops[key], self._owners[key]
+        info.ops = list(keep)
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)

@@ -595,3 +595,27 @@ def test_a_validated_or_planned_graph_can_be_executed(registry) -> None:
     for form in (graph, resolved, plan):
         result = execute(form, {"x": 3.0}, wrt="all", registry=registry)
         assert result.outputs["y"] == 9.0 and result.gradients["x"] == 6.0
+
+
+def test_gradients_never_alias_each_other_or_the_seed() -> None:
+    g = GraphBuilder("alias")
+    x, y = g.inputs("x", "y")
+    g.output(x + y, "f")
+    seed = np.array(1.0)
+    result = execute(g.build(), {"x": 1.0, "y": 2.0}, wrt=["x", "y", "f"], seed=seed)
+    grads = list(result.gradients.values())
+    assert len({id(a) for a in grads}) == 3
+    assert not any(np.shares_memory(a, b) for a in grads for b in grads if a is not b)
+    assert not any(np.shares_memory(a, seed) for a in grads)
+    result.gradients["x"][...] = 99.0
+    assert result.gradients["y"] == 1.0 and seed == 1.0
+
+
+def test_a_plan_compiled_for_one_registry_is_not_reused_for_another() -> None:
+    graph = GraphBuilder("twice")
+    x = graph.input("x")
+    graph.output(x * 3.0, "f")
+    model = graph.build()
+    first, second = graphkit.builtin_registry(), graphkit.builtin_registry()
+    assert graphkit.plan_for(model, first) is graphkit.plan_for(model, first)
+    assert graphkit.plan_for(model, second) is not graphkit.plan_for(model, first)

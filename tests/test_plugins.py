@@ -409,3 +409,21 @@ def test_loading_does_not_touch_the_default_registry(install) -> None:
     second = graphkit.load_registry()
     assert first is not second
     assert graphkit.registry._default is before
+
+
+def test_a_plugin_whose_hook_raises_midway_is_skipped_whole() -> None:
+    first = OpDef("HalfDone", lambda x: x, lambda g, y, x: (g,), domain="half")
+
+    class HalfRegistered:
+        @graphkit.hookimpl
+        def graphkit_register_ops(self, register):
+            register(first)
+            raise RuntimeError("lost the second op")
+
+    registry = graphkit.builtin_registry(strict=False)
+    with pytest.warns(PluginWarning, match="lost the second op"):
+        registry.register_plugin(HalfRegistered(), name="half")
+    assert registry.get("half::HalfDone") is None
+    assert registry.plugins["half"].ops == []
+    assert "raised while registering" in registry.plugins["half"].errors[0]
+    assert_builtins_work(registry)
