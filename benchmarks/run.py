@@ -62,7 +62,8 @@ def sigmoid_neuron(rounds: int) -> Row:
 
 
 def show(rows: list[Row]) -> str:
-    head = f"{'workload':44} {'graphkit':>11} {'reference':>11} {'ratio':>6} {'target':>7} {'met':>4}"
+    head = (f"{'workload':44} {'graphkit':>11} {'reference':>11} {'ratio':>6} {'target':>7} "
+            f"{'met':>4}")
     lines = [head, "-" * len(head)]
     for row in rows:
         ref = "-" if row.reference is None else _time(row.reference)

@@ -14,7 +14,7 @@ def two_layer_net(
     batch: int = 256, dims: tuple[int, int, int] = (3072, 100, 10), dtype: str = "float32",
     seed: int = 0,
 ) -> tuple[gk.Graph, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The lecture's 2-layer net with ReLU and softmax cross-entropy; returns graph, inputs, params."""
+    """The lecture's 2-layer net, ReLU and softmax cross-entropy: graph, inputs, parameters."""
     d, h, c = dims
     rng = np.random.default_rng(seed)
     params = {

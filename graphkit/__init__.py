@@ -23,6 +23,7 @@ __all__ = [
     "Graph", "GraphBuilder", "GraphValidationError", "GraphkitError", "InputError", "Meta",
     "NoAttributes", "Node", "OpDef", "OpRef", "PluginError", "Registry", "ResolvedGraph",
     "Result", "Tensor", "Value", "ValueInfo", "builtin_registry", "check_op", "check_op_at",
-    "default_registry", "dumps", "execute", "load", "loads", "save", "from_nx", "gradcheck", "hookimpl", "load_registry",
+    "default_registry", "dumps", "execute", "load", "loads", "save", "from_nx", "gradcheck",
+    "hookimpl", "load_registry",
     "plan_for", "to_nx", "validate",
 ]

@@ -68,7 +68,8 @@ class Value:
         return self._op("Mean", **_reduce_attributes(axes, keepdims))
 
     def reshape(self, *shape: int) -> Value:
-        flat = list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (list, tuple)) else list(shape)
+        nested = len(shape) == 1 and isinstance(shape[0], (list, tuple))
+        flat = list(shape[0]) if nested else list(shape)  # reshape(2, 3) or reshape((2, 3))
         return self._op("Reshape", shape=flat)
 
     def transpose(self, perm: Sequence[int] | None = None) -> Value:
@@ -137,7 +138,8 @@ class GraphBuilder:
         """A named tensor stored in the graph; `trainable=True` marks a parameter."""
         name = self._claim(name) if name else self._claim(self._fresh("c"))
         tensor = Tensor.from_numpy(value, dtype=dtype or _default_dtype(value, self.dtype))
-        self._constants.append(Constant(name=name, trainable=trainable, **tensor.model_dump(exclude_none=True)))
+        payload = tensor.model_dump(exclude_none=True)
+        self._constants.append(Constant(name=name, trainable=trainable, **payload))
         return Value(self, name)
 
     def parameter(self, name: str, value: Any, dtype: DType | None = None) -> Value:
@@ -156,7 +158,9 @@ class GraphBuilder:
         ref = op if isinstance(op, OpRef) else OpRef.model_validate(op)
         args = [self._as_value(v).name for v in inputs]
         node_name = self._claim(name) if name else self._claim(self._fresh(ref.name.lower()))
-        outs = [node_name] if outputs == 1 else [self._claim(f"{node_name}.{i}") for i in range(outputs)]
+        outs = [node_name]
+        if outputs != 1:
+            outs = [self._claim(f"{node_name}.{i}") for i in range(outputs)]
         self._nodes.append(Node(name=node_name, op=ref, inputs=args, outputs=outs,
                                 attributes=attributes))
         values = [Value(self, o) for o in outs]

@@ -91,7 +91,8 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
         )
     missing = [info.name for info, _ in plan.inputs if info.name not in inputs]
     if missing:
-        raise InputError(f"graph {plan.name!r} needs a value for input {', '.join(map(repr, missing))}")
+        names = ", ".join(map(repr, missing))
+        raise InputError(f"graph {plan.name!r} needs a value for input {names}")
     values: list[Any] = [None] * len(plan.slots)
     bound: dict[str, int] = {}
     for info, slot in plan.inputs:
@@ -117,7 +118,9 @@ def _forward(
             if isinstance(step.out, tuple):
                 result = tuple(result)
                 if len(result) != len(step.out):
-                    raise ValueError(f"forward returned {len(result)} outputs, expected {len(step.out)}")
+                    raise ValueError(
+                        f"forward returned {len(result)} outputs, expected {len(step.out)}"
+                    )
                 for slot, value in zip(step.out, result, strict=True):
                     values[slot] = value
             else:
@@ -250,7 +253,9 @@ def _where(plan: Plan, step: Step) -> str:
     return f'{node.op} "{node.name}" (plugin {plugin})'
 
 
-def _node_error(plan: Plan, step: Step, args: tuple[Any, ...], phase: str, exc: Exception) -> ExecutionError:
+def _node_error(
+    plan: Plan, step: Step, args: tuple[Any, ...], phase: str, exc: Exception
+) -> ExecutionError:
     shapes = ", ".join(
         f"{tuple(np.shape(a))} {a.dtype if isinstance(a, Meta) else np.result_type(a)}"
         if a is not None else "?" for a in args

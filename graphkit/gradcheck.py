@@ -6,17 +6,18 @@ Each check projects on random directions v: (f(x + h v) - f(x - h v)) / 2h must 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from graphkit.execute import execute
 from graphkit.graph import validate
+from graphkit.hookspecs import hookimpl
 from graphkit.model import FLOAT_DTYPES, Constant, Graph, Tensor, ValueInfo
 from graphkit.opdef import OpDef
-from graphkit.plan import compile_plan
+from graphkit.plan import Plan, compile_plan
 from graphkit.registry import Registry
 
 
@@ -71,7 +72,7 @@ def gradcheck(
     graph64 = _as_float64(graph)
     plan = compile_plan(validate(graph64, registry))
     float_inputs = {
-        name: (np.asarray(v, dtype=np.float64) if _is_float_input(graph64, name, v) else np.asarray(v))
+        name: np.asarray(v, dtype=np.float64 if _is_float_input(graph64, name, v) else None)
         for name, v in inputs.items()
     }
     rng = np.random.default_rng(seed)
@@ -103,7 +104,11 @@ def _is_float_input(graph: Graph, name: str, value: Any) -> bool:
     return False
 
 
-def _directional(plan, inputs, constants, name, direction, eps, output_name, weights) -> float:
+def _directional(
+    plan: Plan, inputs: dict[str, np.ndarray], constants: dict[str, np.ndarray], name: str,
+    direction: np.ndarray, eps: float, output_name: str, weights: np.ndarray,
+) -> float:
+    """Central difference of sum(weights * output) along `direction` in value `name`."""
     def loss(shift: float) -> float:
         if name in inputs:
             moved = dict(inputs)
@@ -117,11 +122,10 @@ def _directional(plan, inputs, constants, name, direction, eps, output_name, wei
     return (loss(eps) - loss(-eps)) / (2 * eps)
 
 
-def _with_constants(plan, replaced: dict[str, np.ndarray]):
+def _with_constants(plan: Plan, replaced: dict[str, np.ndarray]) -> Plan:
+    """The same plan with some constants' values replaced (for perturbing them)."""
     if not replaced:
         return plan
-    from dataclasses import replace
-
     constants = [(n, s, replaced.get(n, a)) for n, s, a in plan.constants]
     return replace(plan, constants=constants, _backward={})
 
@@ -140,7 +144,8 @@ def check_op(
     errors: dict[str, float] = {}
     for _ in range(trials):
         arrays, attributes = op.sample(rng)
-        report = check_op_at(op, arrays, attributes, tolerance=tolerance, seed=int(rng.integers(2**31)))
+        seed_here = int(rng.integers(2**31))
+        report = check_op_at(op, arrays, attributes, tolerance=tolerance, seed=seed_here)
         for name, error in report.errors.items():
             errors[name] = max(errors.get(name, 0.0), error)
     return GradcheckReport(errors, tolerance)
@@ -156,7 +161,7 @@ def check_op_at(
     """Check one op's gradient rule at one point: one single-node graph, gradchecked."""
     graph, inputs = single_node_graph(op, arrays, attributes or {})
     registry = Registry(strict=True)
-    registry._add(op, registry.plugins.setdefault("check_op", _info("check_op")))
+    registry.register_plugin(_SingleOp(op), name=f"check_op:{op.qualname}")
     return gradcheck(graph, inputs, seed=seed, tolerance=tolerance, registry=registry)
 
 
@@ -166,8 +171,7 @@ def single_node_graph(
     names = [f"x{i}" for i in range(len(arrays))]
     outputs = [f"y{i}" for i in range(op.num_outputs)]
     inputs = [
-        ValueInfo(name=n, dtype=str(np.asarray(a).dtype) if np.asarray(a).dtype.kind in "iub" else "float64",
-                  shape=list(np.shape(a)))
+        ValueInfo(name=n, dtype=_dtype_name(np.asarray(a)), shape=list(np.shape(a)))
         for n, a in zip(names, arrays, strict=True)
     ]
     graph = Graph.model_validate({
@@ -181,7 +185,17 @@ def single_node_graph(
     return graph, dict(zip(names, arrays, strict=True))
 
 
-def _info(name: str):
-    from graphkit.registry import PluginInfo
+def _dtype_name(array: np.ndarray) -> str:
+    """Integer and bool inputs keep their dtype (labels); floats are checked in float64."""
+    return str(array.dtype) if array.dtype.kind in "iub" else "float64"
 
-    return PluginInfo(name)
+
+class _SingleOp:
+    """A throwaway plugin holding the one op under check."""
+
+    def __init__(self, op: OpDef) -> None:
+        self.op = op
+
+    @hookimpl
+    def graphkit_register_ops(self, register: Callable[[OpDef], None]) -> None:
+        register(self.op)

@@ -31,7 +31,8 @@ def _check(scores: Any, labels: Any) -> None:
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
-        raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {labels.min()}..{labels.max()}")
+        low, high = labels.min(), labels.max()
+        raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {low}..{high}")
 
 
 def _cross_entropy(scores: Any, labels: Any) -> Any:
@@ -48,7 +49,8 @@ def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, N
 def _margins(scores: Any, labels: Any, margin: float) -> tuple[Any, Any]:
     onehot = P.one_hot(labels, scores.shape[1], scores.dtype)
     correct = P.sum(scores * onehot, [1], keepdims=True)
-    return P.where(onehot > 0, 0, np.maximum(scores - correct + margin, 0)).astype(scores.dtype), onehot
+    margins = P.where(onehot > 0, 0, np.maximum(scores - correct + margin, 0))
+    return margins.astype(scores.dtype), onehot
 
 
 def _hinge(scores: Any, labels: Any, margin: float) -> Any:

@@ -80,7 +80,8 @@ def matmul(a: Shape, b: Shape) -> Shape:
 def _show(shape: Shape) -> str:
     if shape is None:
         return "(any)"
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
 show = _show
