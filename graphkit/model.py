@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -31,7 +32,7 @@ INLINE_LIMIT = 64
 """Tensors with more elements than this are stored as base64 rather than as nested lists."""
 
 _OP_PATTERN = re.compile(
-    r"^(?:(?P<domain>[A-Za-z0-9_.\-]+)::)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<version>\d+))?$"
+    r"^(?:(?P<domain>[A-Za-z0-9_.\-]+)::)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:@(?P<version>[0-9]+))?$"
 )
 
 
@@ -59,19 +60,26 @@ def _also_a_string(pattern: str | None = None) -> Any:
 class OpRef(_Strict):
     """Which op a node runs: `domain::Name@version`; the built-in domain is the empty string."""
 
-    model_config = ConfigDict(json_schema_extra=_also_a_string(_OP_PATTERN.pattern.replace("?P<", "?<")))
+    # Unnamed groups in the schema: `(?P<x>` is Python-only and `(?<x>` is ECMA-only, and JSON
+    # Schema validators run the pattern with either engine.
+    model_config = ConfigDict(
+        json_schema_extra=_also_a_string(re.sub(r"\?P<\w+>", "", _OP_PATTERN.pattern))
+    )
 
-    domain: Annotated[str, Field(max_length=256)] = ""
-    name: Name
+    # The same rules as the string form (and OpDef), so that every OpRef can be written as one.
+    domain: Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_.\-]*$")] = ""
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     version: Annotated[int, Field(ge=1)] = 1
 
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, data: Any) -> Any:
         if isinstance(data, str):
-            match = _OP_PATTERN.match(data)
+            match = _OP_PATTERN.fullmatch(data)  # not match: its `$` also allows a final "\n"
             if match is None:
-                raise ValueError(f"op reference {data!r} is not of the form [domain::]Name[@version]")
+                raise ValueError(
+                    f"op reference {data!r} is not of the form [domain::]Name[@version]"
+                )
             return {
                 "domain": match["domain"] or "",
                 "name": match["name"],
@@ -123,7 +131,7 @@ class Tensor(_Strict):
     def _check_payload(self) -> Tensor:
         if (self.data is None) == (self.base64 is None):
             raise ValueError("a tensor needs exactly one of 'data' or 'base64'")
-        size = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        size = math.prod(self.shape)  # Python ints: np.prod overflows on huge shapes
         if self.base64 is not None:
             expected = size * np.dtype(self.dtype).itemsize
             try:
@@ -137,11 +145,21 @@ class Tensor(_Strict):
                 )
         else:
             try:
-                array = np.asarray(self.data, dtype=self.dtype)
+                with np.errstate(all="ignore"):
+                    array = np.asarray(self.data, dtype=self.dtype)
+                    given = np.asarray(self.data)
+                    exact = self.dtype in FLOAT_DTYPES or bool(np.array_equal(array, given))
             except (ValueError, TypeError, OverflowError) as exc:
                 raise ValueError(f"data is not a {self.dtype} array: {exc}") from None
             if list(array.shape) != list(self.shape):
                 raise ValueError(f"data has shape {list(array.shape)}, declared {self.shape}")
+            if given.dtype.kind in "US" or not exact:
+                raise ValueError(f"data holds values that are not exactly {self.dtype}")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError(
+                    f"data holds nan, inf or values out of range for {self.dtype} "
+                    "(store non-finite tensors as base64)"
+                )
         return self
 
     def to_numpy(self) -> np.ndarray:
@@ -161,7 +179,8 @@ class Tensor(_Strict):
             raise ValueError(f"dtype {name} is not supported (one of {', '.join(DType.__args__)})")  # type: ignore[attr-defined]
         shape = list(array.shape)
         finite = array.dtype.kind != "f" or bool(np.isfinite(array).all())
-        if array.size <= INLINE_LIMIT and finite:
+        # Nested lists lose the shape when a dimension other than the last is 0: [] for (0, 3).
+        if array.size <= INLINE_LIMIT and finite and 0 not in shape[:-1]:
             return cls(dtype=name, shape=shape, data=array.tolist())
         raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
         return cls(dtype=name, shape=shape, base64=base64.b64encode(raw).decode("ascii"))

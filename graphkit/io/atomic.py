@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
 from graphkit.errors import GraphkitError
@@ -18,11 +19,13 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     if target.is_dir():
         raise GraphkitError(f"cannot write {target}: it is a folder")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        handle, temporary = _open_temporary(directory, target.name)
     except OSError as exc:
         raise GraphkitError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
+            if target.exists():  # keep the permissions of the file replaced
+                os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -35,3 +38,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         if isinstance(exc, OSError):
             raise GraphkitError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
+
+
+def _open_temporary(directory: Path, name: str) -> tuple[int, str]:
+    """Create a new file beside the target, with the permissions open() gives (mode 0o666 less
+    the umask; tempfile.mkstemp would make it 0o600, unreadable to anyone else once renamed)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = str(directory / f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")

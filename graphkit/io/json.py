@@ -8,6 +8,7 @@ is checked before any byte is parsed.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ MAX_FILE_BYTES = 1 << 30
 """Files bigger than this are refused before parsing (GRAPHKIT_MAX_FILE_BYTES overrides)."""
 
 MAX_ERRORS_SHOWN = 5
+MAX_ERROR_CHARS = 300
+"""Each problem's text is cut to this length: messages may quote the (untrusted) input."""
 
 
 def max_file_bytes() -> int:
     raw = os.environ.get("GRAPHKIT_MAX_FILE_BYTES")
-    return int(raw) if raw and raw.isdigit() else MAX_FILE_BYTES
+    return int(raw) if raw and raw.isdecimal() else MAX_FILE_BYTES  # isdigit() takes "²"
 
 
 def load_json(path: str | os.PathLike[str]) -> Graph:
@@ -43,6 +46,8 @@ def load_json(path: str | os.PathLike[str]) -> Graph:
         raise FormatError(f"{source}: is a folder, not a graph file") from None
     except OSError as exc:
         raise FormatError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path with a NUL character
+        raise FormatError(f"{source}: cannot read: {exc}") from None
     return loads(data, str(source))
 
 
@@ -53,27 +58,60 @@ def loads(data: bytes | str, source: str = "<string>") -> Graph:
     if len(data) > max_file_bytes():
         raise FormatError(f"{source}: {len(data)} bytes is over the limit of {max_file_bytes()}")
     try:
-        return Graph.model_validate_json(data)
+        graph = Graph.model_validate_json(data)
     except ValidationError as exc:
         raise FormatError(f"{source}: {_describe(exc)}") from None
     except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{source}: {exc}") from None
+        raise FormatError(f"{source}: {_shorten(str(exc))}") from None
+    # The parser reads NaN, Infinity and 1e999 as floats; JSON has no such numbers, and saving
+    # them would fail, so free-form values must hold finite numbers only (tensors check theirs).
+    values = [("metadata", graph.metadata)]
+    values += [(f"nodes[{i}].attributes", n.attributes) for i, n in enumerate(graph.nodes)]
+    for where, value in values:
+        found = _non_finite(value, where)
+        if found:
+            problem = f"{found}: not a finite number (JSON has no NaN, Infinity)"
+            raise FormatError(f"{source}: {_shorten(problem)}")
+    return graph
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """Where in a JSON value the first non-finite float is, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        items = [(f"{where}.{key}", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return None
+    for path, item in items:
+        found = _non_finite(item, path)
+        if found:
+            return found
+    return None
 
 
 def _describe(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     newer = [e for e in errors if e["loc"] == ("format_version",) and "newer" in e["msg"]]
     if newer:
-        return newer[0]["msg"].removeprefix("Value error, ")
+        return _shorten(newer[0]["msg"].removeprefix("Value error, "))
     parts = []
     for error in errors[:MAX_ERRORS_SHOWN]:
         where = _location(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
+        parts.append(_shorten(f"{where}: {message}" if where else message))
     more = len(errors) - MAX_ERRORS_SHOWN
     if more > 0:
         parts.append(f"and {more} more")
     return "; ".join(parts)
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[: MAX_ERROR_CHARS - 30]}... ({len(text)} characters)"
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -89,7 +127,17 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def dumps(graph: Graph) -> str:
-    """The graph as JSON: defaults left out, one line per node, input, output and constant."""
+    """The graph as JSON: defaults left out, one line per node, input, output and constant.
+
+    NaN or Infinity in metadata or attributes, which JSON cannot hold, is a FormatError.
+    """
+    try:
+        return _dumps(graph)
+    except ValueError as exc:
+        raise FormatError(f"graph {graph.name!r} cannot be written as JSON: {exc}") from None
+
+
+def _dumps(graph: Graph) -> str:
     raw = graph.model_dump(mode="json", exclude_defaults=True)
     document: dict[str, Any] = {"format_version": FORMAT_VERSION}
     for key in ("name", "metadata", "inputs", "outputs", "constants", "nodes"):
@@ -130,4 +178,9 @@ def _compact(value: Any) -> str:
 
 
 def save_json(graph: Graph, path: str | os.PathLike[str]) -> None:
-    write_atomic(path, dumps(graph).encode("utf-8"))
+    text = dumps(graph)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate in a name or string
+        raise FormatError(f"{path}: graph {graph.name!r} is not valid UTF-8: {exc}") from None
+    write_atomic(path, data)
