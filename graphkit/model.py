@@ -13,6 +13,8 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
+    StrictInt,
     field_validator,
     model_serializer,
     model_validator,
@@ -190,7 +192,7 @@ class Constant(Tensor):
     """A named tensor stored in the graph; `trainable` marks a parameter an optimiser updates."""
 
     name: Name
-    trainable: bool = False
+    trainable: StrictBool = False
 
 
 def _name_optional(schema: dict[str, Any]) -> None:
@@ -224,7 +226,7 @@ class Node(_Strict):
 class Graph(_Strict):
     """A whole computational graph, as saved in a graphkit JSON file."""
 
-    format_version: Annotated[int, Field(ge=1)] = FORMAT_VERSION
+    format_version: Annotated[StrictInt, Field(ge=1)] = FORMAT_VERSION
     name: Name
     inputs: list[ValueInfo] = []
     outputs: list[ValueInfo] = Field(min_length=1)

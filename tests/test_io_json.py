@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -766,3 +767,17 @@ def test_moderate_nesting_still_loads() -> None:
     document = '{"name": "g", "outputs": ["f"], "metadata": {"deep": ' + nested(100) + "}}"
     graph = loads(document)
     assert loads(dumps(graph)) == graph
+
+
+@pytest.mark.parametrize(
+    ("document", "where"),
+    [
+        ('{"format_version": true, "name": "a", "outputs": ["x"]}', "format_version"),
+        ('{"format_version": "1", "name": "a", "outputs": ["x"]}', "format_version"),
+        ('{"name": "a", "outputs": ["x"], "constants": '
+         '[{"name": "c", "shape": [], "data": 1, "trainable": "yes"}]}', "constants[0].trainable"),
+    ],
+)
+def test_versions_and_flags_are_not_coerced(document: str, where: str) -> None:
+    with pytest.raises(FormatError, match=rf"^g\.json: {re.escape(where)}: "):
+        graphkit.loads(document, "g.json")
