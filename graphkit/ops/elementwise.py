@@ -95,7 +95,7 @@ OPS = [
            lambda g, y, x: (g * 0.5 / y,)),
     _unary("Relu", "max(0, x); gradient 0 at x == 0", IN, _off_kink,
            lambda x: np.maximum(x, 0),
-           lambda g, y, x: (g * P.greater(x, 0),)),
+           lambda g, y, x: (g * (x > 0),)),
     _unary("Sigmoid", "1 / (1 + e^-x) as one gate, local gradient s (1 - s)", OUT,
            S.unary(-4.0, 4.0),
            lambda x: 0.5 * (1 + P.tanh(0.5 * x)),  # the same function, without exp overflow
