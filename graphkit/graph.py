@@ -140,7 +140,7 @@ def _infer_shapes(
         result: list[Shape] = [None] * len(node.outputs)
         # (a node with the wrong number of inputs is a problem already: its infer cannot run)
         if (op is not None and op.infer is not None and attributes is not None
-                and len(node.inputs) == op.num_inputs):
+                and op.accepts(len(node.inputs))):
             args = [shapes.get(v) for v in node.inputs]
             try:
                 result = list(op.infer(*args, **attributes))
@@ -187,10 +187,9 @@ def validate(graph: Graph, registry: Registry | None = None) -> ResolvedGraph:
         if op is None:
             problems.append(f"{_node_label(node)}: {registry.unknown_message(node.op)}")
         else:
-            if len(node.inputs) != op.num_inputs:
+            if not op.accepts(len(node.inputs)):
                 problems.append(
-                    f"{_node_label(node)}: takes {_count(op.num_inputs, 'input')}, "
-                    f"got {len(node.inputs)}"
+                    f"{_node_label(node)}: takes {op.arity}, got {len(node.inputs)}"
                 )
             if len(node.outputs) != op.num_outputs:
                 problems.append(

@@ -62,6 +62,8 @@ class OpDef:
     domain: str = ""
     version: int = 1
     num_inputs: int = 1
+    variadic: bool = False
+    """Takes `num_inputs` or more inputs (Concat); its vjp is then one rule for all of them."""
     num_outputs: int = 1
     attributes: type[BaseModel] = NoAttributes
     saves: frozenset[str] = SAVES
@@ -81,6 +83,15 @@ class OpDef:
         prefix = f"{self.domain}::" if self.domain else ""
         return f"{prefix}{self.name}@{self.version}"
 
+    def accepts(self, count: int) -> bool:
+        """Whether a node may give this op `count` inputs."""
+        return count >= self.num_inputs if self.variadic else count == self.num_inputs
+
+    @property
+    def arity(self) -> str:
+        noun = "input" if self.num_inputs == 1 and not self.variadic else "inputs"
+        return f"{self.num_inputs}{' or more' if self.variadic else ''} {noun}"
+
     def problems(self) -> list[str]:
         """Why this OpDef cannot be registered (empty when it can)."""
         found = []
@@ -98,7 +109,9 @@ class OpDef:
         if not callable(self.forward):
             found.append("forward is not callable")
         if isinstance(self.vjp, tuple):
-            if len(self.vjp) != self.num_inputs:
+            if self.variadic:
+                found.append("a variadic op's vjp must be one rule, not a tuple")
+            elif len(self.vjp) != self.num_inputs:
                 found.append(f"vjp has {len(self.vjp)} rules for {self.num_inputs} inputs")
             if not all(rule is None or callable(rule) for rule in self.vjp):
                 found.append("a vjp rule is not callable")

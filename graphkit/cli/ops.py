@@ -29,6 +29,7 @@ def describe(op: OpDef, plugin: str) -> dict[str, Any]:
         "name": op.name,
         "version": op.version,
         "inputs": op.num_inputs,
+        "variadic": op.variadic,
         "outputs": op.num_outputs,
         "plugin": plugin,
         "doc": op.doc,
