@@ -316,7 +316,8 @@ def test_ops_table_and_json() -> None:
     by_name = {op["op"]: op for op in ops}
     assert {"Add", "Mul", "Sigmoid", "MatMul"} <= set(by_name)
     assert by_name["Add"] == {
-        "op": "Add", "domain": "", "name": "Add", "version": 1, "inputs": 2, "variadic": False, "outputs": 1,
+        "op": "Add", "domain": "", "name": "Add", "version": 1, "inputs": 2, "variadic": False,
+        "outputs": 1,
         "plugin": "graphkit.ops", "doc": by_name["Add"]["doc"],
     }
     assert len(ops) == len(list(graphkit.default_registry().ops()))
