@@ -11,13 +11,24 @@ from graphkit.model import Graph
 
 __all__ = ["dumps", "load", "loads", "save"]
 
-FORMATS = {".json": (load_json, save_json)}
+
+def _load_onnx(path: str | os.PathLike[str]) -> Graph:
+    from graphkit.io.onnx_import import load_onnx  # onnx is imported only when needed
+
+    return load_onnx(path)
+
+
+def _save_onnx(graph: Graph, path: str | os.PathLike[str]) -> None:
+    from graphkit.io.onnx_export import save_onnx
+
+    save_onnx(graph, path)
+
+
+FORMATS = {".json": (load_json, save_json), ".onnx": (_load_onnx, _save_onnx)}
 
 
 def _format(path: str | os.PathLike[str]):
     suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
-        raise FormatError(f"{path}: ONNX files are not supported yet (save and load .json)")
     if suffix not in FORMATS:
         raise FormatError(
             f"{path}: unknown file type {suffix or '(no extension)'}; "
