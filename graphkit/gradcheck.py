@@ -20,6 +20,10 @@ from graphkit.opdef import OpDef
 from graphkit.plan import Plan, compile_plan
 from graphkit.registry import Registry
 
+KINK_TOLERANCE = 1e-3
+"""One-sided differences further apart than this (relative) mark a point with no derivative:
+smooth functions differ by about |f''| * eps there, a kink by the jump in slope."""
+
 
 @dataclass
 class GradcheckReport:
@@ -28,6 +32,9 @@ class GradcheckReport:
     errors: dict[str, float]
     tolerance: float
     details: dict[str, Any] = field(default_factory=dict)
+    kinks: list[str] = field(default_factory=list)
+    """Values at which the function has no derivative (one-sided differences disagree, as for
+    Relu at exactly 0): there is nothing to check, so they are listed rather than scored."""
 
     @property
     def ok(self) -> bool:
@@ -82,17 +89,22 @@ def gradcheck(
     weighted = execute(plan, float_inputs, wrt=wrt, of=of, seed=weights)
     constants = {name: array for name, _slot, array in plan.constants}
     errors: dict[str, float] = {}
+    kinks: list[str] = []
     for name, grad in weighted.gradients.items():
         if name not in float_inputs and name not in constants:
             continue  # an intermediate value: no way to perturb it from outside
         worst = 0.0
         for _ in range(directions):
             direction = rng.standard_normal(np.shape(grad))
-            numeric = _directional(plan, float_inputs, constants, name, direction, eps,
-                                   output_name, weights)
+            numeric, smooth = _directional(plan, float_inputs, constants, name, direction, eps,
+                                           output_name, weights)
+            if not smooth:  # e.g. Relu at exactly 0: no derivative there to compare with
+                kinks.append(name)
+                break
             worst = max(worst, relative_error(float(np.sum(grad * direction)), numeric))
-        errors[name] = worst
-    return GradcheckReport(errors, tolerance)
+        else:
+            errors[name] = worst
+    return GradcheckReport(errors, tolerance, kinks=kinks)
 
 
 def _is_float_input(graph: Graph, name: str, value: Any) -> bool:
@@ -107,8 +119,9 @@ def _is_float_input(graph: Graph, name: str, value: Any) -> bool:
 def _directional(
     plan: Plan, inputs: dict[str, np.ndarray], constants: dict[str, np.ndarray], name: str,
     direction: np.ndarray, eps: float, output_name: str, weights: np.ndarray,
-) -> float:
-    """Central difference of sum(weights * output) along `direction` in value `name`."""
+) -> tuple[float, bool]:
+    """Central difference of sum(weights * output) along `direction` in value `name`, and
+    whether the function is smooth there (its two one-sided differences agree)."""
     def loss(shift: float) -> float:
         if name in inputs:
             moved = dict(inputs)
@@ -119,7 +132,9 @@ def _directional(
                           inputs).outputs[output_name]
         return float(np.sum(weights * out))
 
-    return (loss(eps) - loss(-eps)) / (2 * eps)
+    ahead, here, behind = loss(eps), loss(0.0), loss(-eps)
+    right, left = (ahead - here) / eps, (here - behind) / eps
+    return (ahead - behind) / (2 * eps), relative_error(right, left) < KINK_TOLERANCE
 
 
 def _with_constants(plan: Plan, replaced: dict[str, np.ndarray]) -> Plan:

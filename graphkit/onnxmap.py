@@ -51,9 +51,32 @@ class OnnxMapping:
     function: Callable[[int], Any] | None = None
     bool_attributes: frozenset[str] = field(default_factory=frozenset)
     """Graphkit attributes that are booleans, written as ONNX ints."""
+    constants_like: int | None = None
+    """The op input whose dtype the extra constant inputs must have (Pow's exponent and Clip's
+    bounds are tensors of the base's type): `export_for` converts them; None leaves them as
+    `export` made them."""
 
     def covers(self, opset: int) -> bool:
         return self.since <= opset and (self.until is None or opset <= self.until)
+
+    def export_for(
+        self, attributes: Mapping[str, Any], opset: int,
+        input_dtypes: Sequence[Any] | None = None,
+    ) -> Exported:
+        """`export`, with the constant inputs in the dtype of input `constants_like`.
+
+        `input_dtypes` are the dtypes (numpy dtypes or graphkit names) of the node's inputs;
+        unknown (None) leaves the constants as `export` made them (float64 for Pow).
+        """
+        onnx_attributes, constants = self.export(attributes, opset)
+        if self.constants_like is None or input_dtypes is None:
+            return onnx_attributes, constants
+        like = input_dtypes[self.constants_like]
+        if like is None:
+            return onnx_attributes, constants
+        dtype = np.dtype(like)
+        return onnx_attributes, [None if c is None else np.asarray(c).astype(dtype)
+                                 for c in constants]
 
 
 def mappings(onnx: OnnxMapping | Sequence[OnnxMapping] | None) -> tuple[OnnxMapping, ...]:
@@ -102,6 +125,9 @@ def attribute_as_input(
             value = constants[0] if constants else None
         if value is not None:
             array = np.asarray(value)
+            if scalar and array.size != 1:
+                raise ValueError(f"{onnx_name} must be a single number here, got a tensor of "
+                                 f"shape {array.shape}")
             result[name] = array.item() if scalar or array.ndim == 0 else array.tolist()
         return result
 

@@ -122,13 +122,53 @@ def to_onnx(
     if problems:
         raise ExportError(f"graph {model.name!r} cannot be exported: " + "; ".join(problems))
 
+    unshaped = [i.name for i in model.inputs if i.shape is None]
+    if unshaped:
+        raise ExportError(
+            f"graph {model.name!r}: input {', '.join(map(repr, unshaped))} has no declared "
+            "shape, and ONNX needs every input's rank: declare it (dims may be symbolic, e.g. "
+            '"shape": ["N", 3]; a scalar is "shape": [])'
+        )
+    dtypes: dict[str, Any] = {i.name: i.dtype or "float64" for i in model.inputs}
+    dtypes.update({c.name: c.dtype for c in model.constants})
+    nodes, extras, functions, domains = _export_nodes(resolved, opset, dtypes)
+    typed_constants = any(m.constants_like is not None for op in resolved.ops
+                          for m in mappings(op.onnx))
+    for _ in range(len(model.nodes) if typed_constants else 0):
+        # Pow's exponent and Clip's bounds must have their input's dtype: learn the dtypes of
+        # intermediate values from ONNX's own type inference, until nothing changes.
+        draft = _assemble(resolved, nodes, extras, functions, domains, draft=True)
+        learned = dict(dtypes)
+        learned.update(_inferred_dtypes(draft))
+        if learned == dtypes:
+            break
+        dtypes = learned
+        nodes, extras, functions, domains = _export_nodes(resolved, opset, dtypes)
+    onnx_model = _assemble(resolved, nodes, extras, functions, domains)
+    try:
+        onnx.checker.check_model(onnx_model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"graph {model.name!r}: the exported model fails onnx.checker: "
+                          f"{str(exc).splitlines()[0]}") from None
+    except onnx.shape_inference.InferenceError as exc:
+        raise ExportError(f"graph {model.name!r}: ONNX shape inference fails on the export: "
+                          f"{str(exc).splitlines()[0]}") from None
+    return onnx_model
+
+
+def _export_nodes(
+    resolved: ResolvedGraph, opset: int, dtypes: dict[str, Any]
+) -> tuple[list[onnx.NodeProto], list[tuple[str, np.ndarray]], dict[Any, Any], dict[str, int]]:
+    model = resolved.model
     nodes, extras, functions = [], [], {}
     domains: dict[str, int] = {"": opset}
     for index in resolved.order:
         node, op = model.nodes[index], resolved.ops[index]
         mapping = _choose(mappings(op.onnx), opset)
         assert mapping is not None
-        onnx_node, extra = _export_node(node, resolved.attributes[index], mapping, opset)
+        input_dtypes = [dtypes.get(name) for name in node.inputs]
+        onnx_node, extra = _export_node(node, resolved.attributes[index], mapping, opset,
+                                        input_dtypes)
         nodes.append(onnx_node)
         extras.extend(extra)
         if mapping.domain not in ("", "ai.onnx"):
@@ -143,14 +183,28 @@ def to_onnx(
     for function in functions.values():
         for opset_id in function.opset_import:
             domains.setdefault(opset_id.domain, opset_id.version)
+    return nodes, extras, functions, domains
 
-    unshaped = [i.name for i in model.inputs if i.shape is None]
-    if unshaped:
-        raise ExportError(
-            f"graph {model.name!r}: input {', '.join(map(repr, unshaped))} has no declared "
-            "shape, and ONNX needs every input's rank: declare it (dims may be symbolic, e.g. "
-            '"shape": ["N", 3]; a scalar is "shape": [])'
-        )
+
+def _inferred_dtypes(model: onnx.ModelProto) -> dict[str, Any]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except onnx.shape_inference.InferenceError:
+        return {}
+    found = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        elem_type = value.type.tensor_type.elem_type
+        if elem_type:
+            found[value.name] = helper.tensor_dtype_to_np_dtype(elem_type).name
+    return found
+
+
+def _assemble(
+    resolved: ResolvedGraph, nodes: list[onnx.NodeProto], extras: list[tuple[str, np.ndarray]],
+    functions: dict[Any, Any], domains: dict[str, int], draft: bool = False,
+) -> onnx.ModelProto:
+    """The ONNX model of exported nodes; a draft (for type inference) leaves outputs untyped."""
+    model = resolved.model
     untyped = [i.name for i in model.inputs if i.dtype is None]
     untyped += [o.name for o in model.outputs if o.dtype is None]
     inputs = [_value_info(i, i.dtype) for i in model.inputs]
@@ -167,7 +221,8 @@ def to_onnx(
         producer_version=_version(),
     )
     onnx_model.ir_version = min(onnx_model.ir_version, onnx.IR_VERSION)
-    _fill_output_types(onnx_model, model.outputs)
+    if not draft:
+        _fill_output_types(onnx_model, model.outputs)
     props = {
         FORMAT_VERSION_KEY: str(FORMAT_VERSION),
         METADATA_KEY: json.dumps(model.metadata, separators=(",", ":")),
@@ -177,21 +232,14 @@ def to_onnx(
         EXTRA_KEY: json.dumps([name for name, _ in extras]),
     }
     helper.set_model_props(onnx_model, props)
-    try:
-        onnx.checker.check_model(onnx_model, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"graph {model.name!r}: the exported model fails onnx.checker: "
-                          f"{str(exc).splitlines()[0]}") from None
-    except onnx.shape_inference.InferenceError as exc:
-        raise ExportError(f"graph {model.name!r}: ONNX shape inference fails on the export: "
-                          f"{str(exc).splitlines()[0]}") from None
     return onnx_model
 
 
 def _export_node(
-    node: Node, attributes: dict[str, Any], mapping: OnnxMapping, opset: int
+    node: Node, attributes: dict[str, Any], mapping: OnnxMapping, opset: int,
+    input_dtypes: list[Any],
 ) -> tuple[onnx.NodeProto, list[tuple[str, np.ndarray]]]:
-    onnx_attributes, constants = mapping.export(attributes, opset)
+    onnx_attributes, constants = mapping.export_for(attributes, opset, input_dtypes)
     inputs = list(node.inputs)
     extras = []
     for position, array in enumerate(constants):

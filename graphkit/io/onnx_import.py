@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper
+from onnx import helper, inliner, numpy_helper
 
 from graphkit.errors import FormatError, GraphkitError
 from graphkit.io.json import max_file_bytes
@@ -78,19 +78,27 @@ def parse_model(data: bytes, source: str = "<bytes>") -> onnx.ModelProto:
     return model
 
 
-def _external_tensors(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
+def _external_tensors(
+    model: onnx.ModelProto, functions: bool = True
+) -> Iterable[onnx.TensorProto]:
+    """Tensors with external data: initializers, node attributes, and (unless told not to)
+    node attributes in model-local function bodies (inlining copies those into the graph)."""
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             yield tensor
-    for node in model.graph.node:
+    bodies = [model.graph, *model.functions] if functions else [model.graph]
+    for node in (node for body in bodies for node in body.node):
         for attribute in node.attribute:
-            if attribute.HasField("t") and attribute.t.data_location == onnx.TensorProto.EXTERNAL:
-                yield attribute.t
+            tensors = [attribute.t] if attribute.HasField("t") else []
+            for tensor in [*tensors, *attribute.tensors]:
+                if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    yield tensor
 
 
 def _load_external_data(model: onnx.ModelProto, folder: Path, source: str) -> None:
     """Read external tensor data, but only from regular files inside the model's folder."""
     tensors = list(_external_tensors(model))
+    total = 0
     for tensor in tensors:
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
@@ -105,18 +113,23 @@ def _load_external_data(model: onnx.ModelProto, folder: Path, source: str) -> No
             raise FormatError(f"{where}: external data may not be a symbolic link")
         try:
             stat = path.stat()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL character in the location
             raise FormatError(f"{where}: no such file beside the model") from None
         if not path.is_file() or stat.st_nlink != 1:
             raise FormatError(f"{where}: external data must be a plain file with one link")
         if folder not in path.resolve().parents:
             raise FormatError(f"{where}: external data resolves outside the model's folder")
-        offset, length = int(info.get("offset", 0) or 0), info.get("length")
-        size = int(length) if length else stat.st_size - offset
+        try:
+            offset, length = int(info.get("offset", 0) or 0), info.get("length")
+            size = int(length) if length else stat.st_size - offset
+        except ValueError:
+            raise FormatError(f"{where}: offset and length must be whole numbers") from None
         if offset < 0 or size < 0 or offset + size > stat.st_size:
             raise FormatError(f"{where}: offset and length lie outside the file")
-        if size > max_file_bytes():
-            raise FormatError(f"{where}: {size} bytes is over the limit of {max_file_bytes()}")
+        total += size  # many tensors may name the same bytes: cap what is read in all
+        if total > max_file_bytes():
+            raise FormatError(f"{where}: {total} bytes of external data in all is over the "
+                              f"limit of {max_file_bytes()}")
         with open(path, "rb") as stream:
             stream.seek(offset)
             tensor.raw_data = stream.read(size)
@@ -160,7 +173,12 @@ class _Importer:
         unknown_functions = [(f.domain, f.name) for f in model.functions
                              if (f.domain, f.name) not in known]
         if unknown_functions:
-            model = onnx.inliner.inline_selected_functions(model, unknown_functions)
+            model = inliner.inline_selected_functions(model, unknown_functions)
+        for tensor in _external_tensors(model, functions=False):
+            # onnx would read it relative to the working directory: only load_onnx reads
+            # external data, and only from inside the model's folder
+            raise FormatError(f"{source}: tensor {tensor.name!r} keeps its data in an external "
+                              "file that was not read; load the model from its file (load_onnx)")
         self.model = model
         self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
                        for o in model.opset_import}
@@ -220,7 +238,8 @@ class _Importer:
             if name in drop:
                 continue
             tensor = Tensor.from_numpy(array, dtype=dtype_from_onnx(
-                helper.np_dtype_to_tensor_dtype(array.dtype), f"constant {name!r}"))
+                helper.np_dtype_to_tensor_dtype(array.dtype),
+                f"{self.source}: constant {name!r}"))
             constants.append(Constant(name=name, trainable=name in trainable,
                                       **tensor.model_dump(exclude_none=True)))
         inputs = [self._value_info(v, untyped) for v in graph.input
@@ -291,7 +310,8 @@ class _Importer:
         onnx_attributes = {a.name: _attribute_value(a) for a in onnx_node.attribute}
         opset = self.opsets.get(mapping.domain if mapping.domain != "ai.onnx" else "", 1)
         attributes = mapping.read(onnx_attributes, constants, opset)
-        attributes = self._exact_attributes(onnx_node, op, attributes)
+        attributes = self._exact_attributes(onnx_node, op, mapping, opset, attributes,
+                                            constants)
         name = onnx_node.name or (onnx_node.output[0] if onnx_node.output else f"node{index}")
         while name in names:
             name = f"{name}_{index}"
@@ -305,26 +325,37 @@ class _Importer:
         return node, data, [n for n in extra if n]
 
     def _exact_attributes(
-        self, onnx_node: onnx.NodeProto, op: OpDef, read: dict[str, Any]
+        self, onnx_node: onnx.NodeProto, op: OpDef, mapping: OnnxMapping, opset: int,
+        read: dict[str, Any], constants: list[np.ndarray | None],
     ) -> dict[str, Any]:
-        """The attributes exactly as the exporting graph wrote them, when they still agree."""
+        """The attributes exactly as the exporting graph wrote them, if they still export to
+        this very node (ONNX stores floats in single precision: 0.01 reads back 0.00999...)."""
         props = {p.key: p.value for p in onnx_node.metadata_props}
         if props.get(OP_KEY) != str(OpRef(domain=op.domain, name=op.name, version=op.version)):
             return _canonical(op, read)
         try:
             written = json.loads(props[ATTRIBUTES_KEY])
-            same = dict(op.attributes.model_validate(written)) == \
-                dict(op.attributes.model_validate(read))
-        except (KeyError, ValueError):
+            validated = op.attributes.model_validate(written).model_dump(mode="json")
+            attributes, extra = mapping.export(validated, opset)
+        except (KeyError, ValueError, TypeError):
             return _canonical(op, read)
-        return written if same else _canonical(op, read)
+        present = sorted(a.SerializeToString() for a in onnx_node.attribute)
+        again = sorted(helper.make_attribute(k, v).SerializeToString()
+                       for k, v in attributes.items())
+        padded = list(constants) + [None] * (len(extra) - len(constants))
+        same_constants = len(extra) == len(padded) and all(
+            (a is None) == (b is None) and (a is None or np.array_equal(
+                np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
+            for a, b in zip(extra, padded, strict=True)
+        )
+        return written if present == again and same_constants else _canonical(op, read)
 
     def _value_info(self, value: onnx.ValueInfoProto, untyped: set[str]) -> ValueInfo:
         tensor_type = value.type.tensor_type
         if not value.type.HasField("tensor_type"):
             raise FormatError(f"{self.source}: value {value.name!r} is not a tensor")
         dtype = None if value.name in untyped else dtype_from_onnx(
-            tensor_type.elem_type, f"value {value.name!r}")
+            tensor_type.elem_type, f"{self.source}: value {value.name!r}")
         shape = None
         if tensor_type.HasField("shape"):
             shape = []

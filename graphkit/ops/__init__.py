@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from graphkit.hookspecs import hookimpl
 from graphkit.opdef import OpDef
-from graphkit.ops import elementwise, linalg, losses, reduce, shape
+from graphkit.ops import activations, cast, compare, elementwise, linalg, losses, reduce, shape
 
 BUILTIN_OPS: list[OpDef] = [
     *elementwise.OPS, *reduce.OPS, *linalg.OPS, *shape.OPS, *losses.OPS,
+    *activations.OPS, *compare.OPS, *cast.OPS,
 ]
 
 

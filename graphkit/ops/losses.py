@@ -4,18 +4,26 @@ Softmax cross-entropy: L = mean_i -log softmax(s_i)[y_i];   dL/ds = (softmax(s) 
 Multiclass SVM hinge:  L = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin);
                        dL/ds_ij = [margin_ij > 0] for j != y_i, and minus their count at y_i, / N.
 Labels get no gradient.
+
+SoftmaxCrossEntropy is ONNX's SoftmaxCrossEntropyLoss (opset 12 on) with reduction "mean", no
+weights and no ignore_index: reading anything else is refused. SVMHinge has no ONNX op; it is
+exported as ai.graphkit::SVMHinge with a model-local function defining it (hinge_onnx.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from graphkit.onnxmap import Exported, OnnxMapping
 from graphkit.opdef import OpDef
 from graphkit.ops import prims as P
 from graphkit.ops import sampling as S
+from graphkit.ops.hinge_onnx import DOMAIN, svm_hinge_function
+from graphkit.ops.onnx_rules import Constants, no_extra_inputs, text
 
 
 class HingeAttributes(BaseModel):
@@ -89,11 +97,44 @@ def _hinge_sample(rng: np.random.Generator) -> S.Sample:
     return [scores, labels], {"margin": 1.0}
 
 
+def _cross_entropy_export(attributes: Mapping[str, Any], opset: int) -> Exported:
+    return {"reduction": "mean"}, []
+
+
+def _cross_entropy_read(
+    attributes: Mapping[str, Any], constants: Constants, opset: int
+) -> dict[str, Any]:
+    reduction = text(attributes.get("reduction", "mean"))
+    if reduction != "mean":
+        raise ValueError(f"ONNX SoftmaxCrossEntropyLoss with reduction {reduction!r} is not "
+                         "supported: graphkit's SoftmaxCrossEntropy is the batch mean")
+    if "ignore_index" in attributes:
+        raise ValueError("ONNX SoftmaxCrossEntropyLoss with ignore_index is not supported")
+    if any(c is not None for c in constants):
+        raise ValueError("ONNX SoftmaxCrossEntropyLoss with class weights is not supported")
+    return {k: v for k, v in attributes.items() if k != "reduction"}
+
+
+def _hinge_export(attributes: Mapping[str, Any], opset: int) -> Exported:
+    """margin always written: the function declares it without a default."""
+    return {"margin": float(attributes.get("margin", 1.0))}, []
+
+
+def _hinge_read(attributes: Mapping[str, Any], constants: Constants, opset: int
+                ) -> dict[str, Any]:
+    no_extra_inputs("SVMHinge", constants)
+    return dict(attributes)
+
+
 OPS = [
     OpDef("SoftmaxCrossEntropy", _cross_entropy, _cross_entropy_vjp, num_inputs=2,
           saves=frozenset({"inputs"}), infer=_infer, sample=_sample,
+          onnx=OnnxMapping("SoftmaxCrossEntropyLoss", since=12, export=_cross_entropy_export,
+                           read=_cross_entropy_read),
           doc="mean softmax cross-entropy of scores (N, C) against integer labels (N,)"),
     OpDef("SVMHinge", _hinge, _hinge_vjp, num_inputs=2, attributes=HingeAttributes,
           saves=frozenset({"inputs"}), infer=_infer, sample=_hinge_sample,
+          onnx=OnnxMapping("SVMHinge", domain=DOMAIN, export=_hinge_export, read=_hinge_read,
+                           function=svm_hinge_function),
           doc="mean multiclass SVM hinge loss of scores (N, C) against integer labels (N,)"),
 ]

@@ -17,6 +17,7 @@ tanh = np.tanh
 sqrt = np.sqrt
 matmul = np.matmul
 where = np.where
+sign = np.sign
 
 
 def greater(a: Any, b: Any) -> Any:
@@ -67,15 +68,43 @@ def one_hot(labels: Any, depth: int, dtype: Any) -> Any:
     return np.eye(depth, dtype=dtype)[labels]
 
 
-def softmax(x: Any) -> Any:
-    """Softmax over the last axis, shifted by the row max so exp never overflows."""
-    shifted = np.exp(x - np.maximum.reduce(x, axis=-1, keepdims=True))
-    return shifted / np.add.reduce(shifted, axis=-1, keepdims=True)
+def softmax(x: Any, axis: int = -1) -> Any:
+    """Softmax over `axis`, shifted by the max so exp never overflows."""
+    shifted = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    return shifted / np.add.reduce(shifted, axis=axis, keepdims=True)
 
 
-def log_softmax(x: Any) -> Any:
-    shifted = x - np.maximum.reduce(x, axis=-1, keepdims=True)
-    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def cast(x: Any, dtype: Any) -> Any:
+    return np.asarray(x).astype(dtype)
+
+
+def split(x: Any, sizes: Sequence[int], axis: int) -> list[Any]:
+    """Consecutive pieces of `x` along `axis` with the given sizes (the inverse of concat)."""
+    bounds = np.cumsum(sizes)[:-1]
+    return np.split(x, bounds, axis=axis)
+
+
+def first_max_mask(x: Any, axes: Sequence[int] | None = None) -> Any:
+    """1 (in x's float dtype) at the first maximum of each slice reduced over `axes`, else 0.
+
+    "First" in row-major order over the reduced axes, as argmax: a max gate's tie policy.
+    """
+    x = np.asarray(x)
+    if x.size == 0:
+        return np.zeros(x.shape, np.result_type(x, np.float32))
+    reduced = list(range(x.ndim)) if axes is None else sorted({a % x.ndim for a in axes})
+    kept = [a for a in range(x.ndim) if a not in reduced]
+    moved = np.transpose(x, kept + reduced)
+    count = int(np.prod([x.shape[a] for a in reduced], dtype=np.int64))
+    flat = moved.reshape(moved.shape[: len(kept)] + (count,))
+    first = np.argmax(flat, axis=-1)[..., None]
+    mask = (np.arange(count) == first).astype(np.result_type(x, np.float32))
+    return np.transpose(mask.reshape(moved.shape), np.argsort(kept + reduced))
 
 
 def sum_to(x: Any, shape: Sequence[int]) -> Any:
