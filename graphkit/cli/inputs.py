@@ -23,7 +23,8 @@ from graphkit.model import FLOAT_DTYPES, Graph
 F = TypeVar("F", bound=Callable[..., Any])
 
 INPUTS_SUFFIX = ".inputs.json"
-"""`GRAPH.json` reads its inputs from `GRAPH.inputs.json` beside it when --inputs is not given."""
+"""`GRAPH.json` (or `GRAPH.onnx`) reads its inputs from `GRAPH.inputs.json` beside it when
+--inputs is not given."""
 
 
 def graph_argument(function: F) -> F:
@@ -56,6 +57,24 @@ def gradient_options(function: F) -> F:
         help="A value to take the gradient for: input, constant or intermediate. Repeatable. "
         "Default: every float input and every trainable constant.",
     )(function)
+
+
+def output_option(suffix: str, writes: str, instead: str) -> Callable[[F], F]:
+    """-o/--output, required, whose extension must be `suffix`; otherwise a usage error (exit 2)
+    that says what the command writes and which command does what was perhaps meant."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        if Path(value).suffix.lower() != suffix:
+            raise click.BadParameter(
+                f"{value!r} does not end in {suffix}: this command writes {writes} ({instead})",
+                ctx=ctx, param=param,
+            )
+        return value
+
+    return click.option(
+        "-o", "--output", required=True, metavar=f"OUT{suffix}", callback=check,
+        help=f"The {writes} file to write (replaced if it exists; written atomically).",
+    )
 
 
 def load_graph(path: str) -> Graph:
@@ -101,9 +120,9 @@ def collect_inputs(graph_path: str, pairs: tuple[str, ...], inputs_file: str | N
 
 
 def default_inputs_file(graph_path: str) -> Path | None:
-    """`examples/add_mul.json` -> `examples/add_mul.inputs.json`, when that file exists."""
+    """`examples/add_mul.json` (or `.onnx`) -> `examples/add_mul.inputs.json`, if it exists."""
     path = Path(graph_path)
-    if path.suffix.lower() != ".json" or path.name.endswith(INPUTS_SUFFIX):
+    if path.suffix.lower() not in (".json", ".onnx") or path.name.endswith(INPUTS_SUFFIX):
         return None
     sibling = path.with_name(path.name[: -len(path.suffix)] + INPUTS_SUFFIX)
     return sibling if sibling.is_file() else None

@@ -16,7 +16,9 @@ from typing import Any, NoReturn, TextIO
 import click
 
 from graphkit.cli.execute import execute_command
+from graphkit.cli.export import export_command
 from graphkit.cli.gradcheck import gradcheck_command
+from graphkit.cli.import_ import import_command
 from graphkit.cli.ops import ops_command
 from graphkit.cli.plugins import plugins_command
 from graphkit.cli.validate import validate_command
@@ -71,10 +73,10 @@ class GraphkitGroup(click.Group):
 def cli() -> None:
     """graphkit: computational graphs as data, ops as plugins, backpropagation on numpy.
 
-    A graph is a file (the extension chooses the format; .json today) of nodes that apply ops
-    to named values. Run it forward and backward, check it, or check its gradients against
-    finite differences. Errors are one `error: ...` line on stderr and exit code 1; usage
-    errors exit 2.
+    A graph is a file (the extension chooses the format: .json or .onnx) of nodes that apply
+    ops to named values. Run it forward and backward, check it, check its gradients against
+    finite differences, or convert it to and from ONNX. Errors are one `error: ...` line on
+    stderr and exit code 1; usage errors exit 2.
 
     \b
     Examples:
@@ -87,6 +89,8 @@ def cli() -> None:
 cli.add_command(execute_command)
 cli.add_command(validate_command)
 cli.add_command(gradcheck_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
 cli.add_command(ops_command)
 cli.add_command(plugins_command)
 
