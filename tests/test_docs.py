@@ -59,3 +59,25 @@ def test_every_link_in_the_readme_resolves() -> None:
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         if "://" not in target:
             assert (ROOT / target).exists(), f"README.md links {target}, which does not exist"
+
+
+def test_the_onnx_mapping_table_matches_the_registry() -> None:
+    from graphkit.onnxmap import mappings
+    from graphkit.ops import BUILTIN_OPS
+
+    text = (ROOT / "docs" / "onnx.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \| `([\w.:]+)` \| [^|]+ \| (yes|no) \|$", text, re.M))
+    expected = set()
+    for op in BUILTIN_OPS:
+        for mapping in mappings(op.onnx):
+            prefix = f"{mapping.domain}::" if mapping.domain else ""
+            expected.add((op.name, prefix + mapping.op_type, "yes" if op.vjp else "no"))
+    assert rows == expected
+
+
+def test_every_builtin_op_is_in_the_ops_table() -> None:
+    from graphkit.ops import BUILTIN_OPS
+
+    text = (ROOT / "docs" / "ops.md").read_text()
+    listed = set(re.findall(r"^\| `(\w+)` \|", text, re.M))
+    assert listed == {op.name for op in BUILTIN_OPS}

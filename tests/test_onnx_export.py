@@ -160,3 +160,72 @@ def test_inputs_without_shape_are_refused_on_export() -> None:
 def test_default_opset_runs_in_the_installed_onnxruntime() -> None:
     opset = default_opset()
     assert 13 <= opset <= onnx.defs.onnx_opset_version()
+
+
+class SwishAttributes(graphkit.NoAttributes):
+    beta: float = 1.0
+
+
+def _swish_function(opset: int) -> onnx.FunctionProto:
+    """x * sigmoid(beta x) from standard ops, beta passed by the caller (float32 x)."""
+    from onnx import helper
+
+    beta = helper.make_node("Constant", [], ["beta"], value_float=0.0)
+    beta.attribute[0].ref_attr_name = "beta"
+    nodes = [
+        beta,
+        helper.make_node("Mul", ["x", "beta"], ["bx"]),
+        helper.make_node("Sigmoid", ["bx"], ["s"]),
+        helper.make_node("Mul", ["x", "s"], ["y"]),
+    ]
+    return helper.make_function("com.example", "Swish", ["x"], ["y"], nodes,
+                                [helper.make_opsetid("", opset)], attributes=["beta"])
+
+
+def swish_registry() -> graphkit.Registry:
+    from graphkit.onnxmap import OnnxMapping
+
+    def forward(x: np.ndarray, beta: float) -> np.ndarray:
+        return x / (1 + np.exp(-beta * x))
+
+    def vjp(g: np.ndarray, y: np.ndarray, x: np.ndarray, beta: float) -> tuple[np.ndarray]:
+        s = 1 / (1 + np.exp(-beta * x))
+        return (g * (s + beta * x * s * (1 - s)),)
+
+    swish = graphkit.OpDef(
+        "Swish", forward, vjp, domain="com.example", attributes=SwishAttributes,
+        onnx=OnnxMapping("Swish", domain="com.example", function=_swish_function),
+    )
+
+    class Plugin:
+        @graphkit.hookimpl
+        def graphkit_register_ops(self, register):  # noqa: ANN001, ANN201
+            register(swish)
+
+    registry = graphkit.builtin_registry()
+    registry.register_plugin(Plugin(), name="swish-plugin")
+    return registry
+
+
+def test_a_plugin_op_exports_as_a_model_local_function_onnxruntime_runs() -> None:
+    registry = swish_registry()
+    g = graphkit.GraphBuilder("swishy", dtype="float32")
+    x = g.input("x", shape=["N", 3])
+    g.output(g.op("com.example::Swish", x) + g.op("com.example::Swish", x, beta=2.0), "y")
+    graph = g.build()
+    model = to_onnx(graph, registry=registry)
+    onnx.checker.check_model(model, full_check=True)
+    assert {(o.domain, o.version) for o in model.opset_import} >= {("com.example", 1)}
+    assert [(f.domain, f.name) for f in model.functions] == [("com.example", "Swish")]
+    calls = [n for n in model.graph.node if n.op_type == "Swish"]
+    assert [onnx.helper.get_attribute_value(n.attribute[0]) for n in calls] == [1.0, 2.0]
+    values = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    theirs = run_onnxruntime(model, {"x": values})["y"]  # no graphkit involved
+    ours = graphkit.execute(graph, {"x": values}, registry=registry).outputs["y"]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4)
+    assert from_onnx(model, registry) == graph
+    # without the plugin, graphkit inlines the function and still runs the model
+    inlined = from_onnx(model, graphkit.builtin_registry())
+    assert "Swish" not in {n.op.name for n in inlined.nodes}
+    np.testing.assert_allclose(graphkit.execute(inlined, {"x": values}).outputs["y"], ours,
+                               rtol=1e-6)

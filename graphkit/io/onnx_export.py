@@ -112,7 +112,7 @@ def to_onnx(
     """The graph as an ONNX model that passes onnx.checker with full_check."""
     resolved = graph if isinstance(graph, ResolvedGraph) else validate(graph, registry)
     model = resolved.model
-    opset = opset or default_opset()
+    opset = default_opset() if opset is None else opset
     if not OLDEST_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise ExportError(
             f"opset {opset} is outside what this exporter and onnx support "
