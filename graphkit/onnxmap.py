@@ -37,7 +37,10 @@ class OnnxMapping:
     export(attributes, opset) -> (onnx attributes, extra constant inputs)
     read(onnx attributes, extra constant inputs, opset) -> graphkit attributes
     `function(opset)`, for an op outside the standard domains, returns the body of an ONNX
-    model-local function (a FunctionProto) so other runtimes can run the op.
+    model-local function (a FunctionProto) so other runtimes can run the op. Simpler:
+    `decomposition(g, *inputs, **float_attributes)` writes that body with a GraphBuilder and
+    graphkit's built-in ops (its float attributes arrive as values); graphkit builds the
+    FunctionProto from it.
     """
 
     op_type: str
@@ -49,6 +52,7 @@ class OnnxMapping:
         _plain_read
     )
     function: Callable[[int], Any] | None = None
+    decomposition: Callable[..., Any] | None = None
     bool_attributes: frozenset[str] = field(default_factory=frozenset)
     """Graphkit attributes that are booleans, written as ONNX ints."""
     constants_like: int | None = None

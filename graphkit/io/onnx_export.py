@@ -21,6 +21,7 @@ from onnx import helper, numpy_helper
 from graphkit.errors import GraphkitError
 from graphkit.graph import ResolvedGraph, validate
 from graphkit.io.atomic import write_atomic
+from graphkit.io.onnx_function import function_from_decomposition
 from graphkit.io.onnx_types import (
     ATTRIBUTES_KEY,
     EXTRA_KEY,
@@ -178,8 +179,14 @@ def _export_nodes(
                     f"graph {model.name!r} uses two versions of domain {mapping.domain!r}; "
                     "an ONNX model imports one"
                 )
-            if mapping.function is not None and (mapping.domain, mapping.op_type) not in functions:
-                functions[(mapping.domain, mapping.op_type)] = mapping.function(opset)
+            key = (mapping.domain, mapping.op_type)
+            if key not in functions and mapping.function is not None:
+                functions[key] = mapping.function(opset)
+            elif key not in functions and mapping.decomposition is not None:
+                try:
+                    functions[key] = function_from_decomposition(op, mapping, opset)
+                except ValueError as exc:
+                    raise ExportError(f"{exc} (plugin {resolved.plugins[index]})") from None
     for function in functions.values():
         for opset_id in function.opset_import:
             domains.setdefault(opset_id.domain, opset_id.version)

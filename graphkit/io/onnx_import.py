@@ -183,6 +183,7 @@ class _Importer:
         self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
                        for o in model.opset_import}
         self.constants: dict[str, np.ndarray] = {}
+        self._types: dict[str, int] | None = None
 
     def _json_prop(self, key: str, default: Any) -> Any:
         raw = self.props.get(key)
@@ -208,6 +209,8 @@ class _Importer:
             if onnx_node.op_type == "Constant" and onnx_node.domain in STANDARD_DOMAINS:
                 self._constant_node(onnx_node)
                 continue
+            if onnx_node.op_type == "CastLike" and onnx_node.domain in STANDARD_DOMAINS:
+                onnx_node = self._cast_like(onnx_node)
             key = ("" if onnx_node.domain == "ai.onnx" else onnx_node.domain, onnx_node.op_type)
             chosen = self._choose(key)
             if chosen is None:
@@ -266,6 +269,27 @@ class _Importer:
             if key[0] not in STANDARD_DOMAINS or mapping.covers(opset):
                 return op, mapping
         return None
+
+    def _cast_like(self, node: onnx.NodeProto) -> onnx.NodeProto:
+        """CastLike(x, like) as Cast(x, to=like's type), the type found by ONNX inference
+        (inlined function bodies use CastLike to follow their caller's dtype)."""
+        if self._types is None:
+            try:
+                inferred = onnx.shape_inference.infer_shapes(self.model)
+            except onnx.shape_inference.InferenceError:
+                inferred = self.model
+            values = [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+            self._types = {v.name: v.type.tensor_type.elem_type for v in values}
+            self._types.update({t.name: t.data_type for t in self.model.graph.initializer})
+        like = node.input[1] if len(node.input) > 1 else ""
+        elem_type = self._types.get(like) or (
+            helper.np_dtype_to_tensor_dtype(self.constants[like].dtype)
+            if like in self.constants else 0
+        )
+        if not elem_type:
+            return node  # left to the registry, which reports it unsupported
+        return helper.make_node("Cast", [node.input[0]], list(node.output), name=node.name,
+                                to=elem_type)
 
     def _constant_node(self, node: onnx.NodeProto) -> None:
         if len(node.attribute) != 1 or len(node.output) != 1:
