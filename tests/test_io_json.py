@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import graphkit
 import graphkit.io.atomic
 import graphkit.io.json
+import graphkit.io.reading
 from graphkit import dumps, load, loads, save
 from graphkit.errors import FormatError, GraphkitError
 from graphkit.model import (
@@ -723,7 +724,7 @@ def test_unusable_size_limit_falls_back_to_the_default(
     value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRAPHKIT_MAX_FILE_BYTES", value)
-    assert graphkit.io.json.max_file_bytes() == graphkit.io.json.MAX_FILE_BYTES
+    assert graphkit.io.reading.max_file_bytes() == graphkit.io.reading.MAX_FILE_BYTES
     assert loads(dumps(full_graph())) == full_graph()
 
 

@@ -17,38 +17,17 @@ from pydantic import ValidationError
 
 from graphkit.errors import FormatError
 from graphkit.io.atomic import write_atomic
+from graphkit.io.reading import max_file_bytes, read_capped
 from graphkit.model import FORMAT_VERSION, Graph
-
-MAX_FILE_BYTES = 1 << 30
-"""Files bigger than this are refused before parsing (GRAPHKIT_MAX_FILE_BYTES overrides)."""
 
 MAX_ERRORS_SHOWN = 5
 MAX_ERROR_CHARS = 300
 """Each problem's text is cut to this length: messages may quote the (untrusted) input."""
 
 
-def max_file_bytes() -> int:
-    raw = os.environ.get("GRAPHKIT_MAX_FILE_BYTES")
-    return int(raw) if raw and raw.isdecimal() else MAX_FILE_BYTES  # isdigit() takes "²"
-
-
 def load_json(path: str | os.PathLike[str]) -> Graph:
     """Read a graph file; any problem is a FormatError naming the file and where in it."""
-    source = Path(path)
-    try:
-        size = source.stat().st_size
-        if size > max_file_bytes():
-            raise FormatError(f"{source}: {size} bytes is over the limit of {max_file_bytes()}")
-        data = source.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{source}: is a folder, not a graph file") from None
-    except OSError as exc:
-        raise FormatError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a path with a NUL character
-        raise FormatError(f"{source}: cannot read: {exc}") from None
-    return loads(data, str(source))
+    return loads(read_capped(path, "a graph file"), str(Path(path)))
 
 
 def loads(data: bytes | str, source: str = "<string>") -> Graph:

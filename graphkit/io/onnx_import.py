@@ -20,7 +20,6 @@ from google.protobuf.message import DecodeError
 from onnx import helper, inliner, numpy_helper
 
 from graphkit.errors import FormatError, GraphkitError
-from graphkit.io.json import max_file_bytes
 from graphkit.io.onnx_types import (
     ATTRIBUTES_KEY,
     EXTRA_KEY,
@@ -31,6 +30,7 @@ from graphkit.io.onnx_types import (
     UNTYPED_KEY,
     dtype_from_onnx,
 )
+from graphkit.io.reading import max_file_bytes, read_capped
 from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo
 from graphkit.onnxmap import OnnxMapping, mappings
 from graphkit.opdef import OpDef
@@ -42,18 +42,7 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 def load_onnx(path: str | os.PathLike[str], registry: Registry | None = None) -> Graph:
     """Read an .onnx file into a graph; every problem is a FormatError naming the file."""
     source = Path(path)
-    try:
-        size = source.stat().st_size
-        if size > max_file_bytes():
-            raise FormatError(f"{source}: {size} bytes is over the limit of {max_file_bytes()}")
-        data = source.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{source}: is a folder, not an ONNX model") from None
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"{source}: cannot read: {getattr(exc, 'strerror', None) or exc}") \
-            from None
+    data = read_capped(source, "an ONNX model")
     model = parse_model(data, str(source))
     _load_external_data(model, source.parent.resolve(), str(source))
     return from_onnx(model, registry, str(source))
