@@ -3,25 +3,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
 .PHONY: example test lint bench schema clean
 
-$(BIN)/graphkit: pyproject.toml
+$(BIN)/graphkit: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps \
+		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(BIN)/graphkit
 
 example: $(BIN)/graphkit
 	$(BIN)/graphkit execute examples/sigmoid_neuron.json --inputs examples/sigmoid_neuron.inputs.json --grad
 
+# graphkit's suite, then each plugin package's own suite, from its own folder
 test: $(BIN)/graphkit
 	$(BIN)/python -m pytest
+	@for p in $(dir $(PLUGINS)); do \
+		echo "== $$p"; (cd $$p && $(CURDIR)/$(BIN)/python -m pytest) || exit 1; \
+	done
 
 lint: $(BIN)/graphkit
-	$(BIN)/ruff check graphkit tests benchmarks
+	$(BIN)/ruff check graphkit tests benchmarks plugins
 
 bench: $(BIN)/graphkit
+	$(BIN)/python -m pip install --quiet micrograd
 	$(BIN)/python -m benchmarks.run
 
 schema: $(BIN)/graphkit

@@ -16,14 +16,22 @@ from graphkit.hookspecs import hookimpl
 from graphkit.io import dumps, load, loads, save
 from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo
 from graphkit.opdef import PLUGIN_API_VERSION, Meta, NoAttributes, OpDef
-from graphkit.registry import Registry, builtin_registry, default_registry, load_registry
+from graphkit.registry import (
+    PluginInfo,
+    Registry,
+    builtin_registry,
+    default_registry,
+    load_registry,
+    register_plugin,
+)
 
 __all__ = [
     "PLUGIN_API_VERSION", "Constant", "ExecutionError", "FormatError", "GradcheckReport",
     "Graph", "GraphBuilder", "GraphValidationError", "GraphkitError", "InputError", "Meta",
-    "NoAttributes", "Node", "OpDef", "OpRef", "PluginError", "Registry", "ResolvedGraph",
+    "NoAttributes", "Node", "OpDef", "OpRef", "PluginError", "PluginInfo", "Registry",
+    "ResolvedGraph",
     "Result", "Tensor", "Value", "ValueInfo", "builtin_registry", "check_op", "check_op_at",
     "default_registry", "dumps", "execute", "load", "loads", "save", "from_nx", "gradcheck",
-    "hookimpl", "load_registry",
+    "hookimpl", "load_registry", "register_plugin",
     "plan_for", "to_nx", "validate",
 ]

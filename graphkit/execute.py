@@ -21,7 +21,7 @@ from graphkit.model import FLOAT_DTYPES, Graph
 from graphkit.opdef import Meta
 from graphkit.ops.prims import sum_to
 from graphkit.plan import BackwardPlan, Plan, Step, coerce_input, compile_plan
-from graphkit.registry import Registry
+from graphkit.registry import Registry, default_registry
 
 
 @dataclass
@@ -36,11 +36,16 @@ _plans: dict[int, tuple[weakref.ref[Graph], Registry | None, Plan]] = {}
 
 
 def plan_for(graph: Graph | ResolvedGraph | Plan, registry: Registry | None = None) -> Plan:
-    """The compiled plan of a graph, built on first use and reused while the graph lives."""
+    """The compiled plan of a graph, built on first use and reused while the graph lives.
+
+    Plans are cached per (graph, registry): registering a plugin later leaves them valid, and
+    a graph that named an op no plugin had yet is validated again on its next run.
+    """
     if isinstance(graph, Plan):
         return graph
     if isinstance(graph, ResolvedGraph):
         return compile_plan(graph)
+    registry = registry if registry is not None else default_registry()
     key = id(graph)
     cached = _plans.get(key)
     if cached is not None and cached[0]() is graph and cached[1] is registry:
@@ -208,43 +213,68 @@ def _accumulate(
 ) -> None:
     if local is None:
         return
-    if not isinstance(local, (tuple, list)) or len(local) != len(args):
-        count = len(local) if isinstance(local, (tuple, list)) else "a non-sequence"
+    expected = f"{len(args)} gradient{'' if len(args) == 1 else 's'} (one per input)"
+    if not isinstance(local, (tuple, list)):
         raise ExecutionError(
-            _where(plan, step) + f": gradient rule returned {count}, expected {len(args)} "
-            "gradients (one per input)"
+            _where(plan, step) + f": vjp returned a {type(local).__name__}, expected a tuple of "
+            + expected
         )
-    for wanted, slot, arg, grad in zip(wants, step.ins, args, local, strict=True):
+    if len(local) != len(args):
+        raise ExecutionError(
+            _where(plan, step) + f": vjp returned {len(local)} gradients, expected " + expected
+        )
+    for index, (wanted, slot, arg, grad) in enumerate(
+        zip(wants, step.ins, args, local, strict=True)
+    ):
         if not wanted or grad is None:
             continue
-        grad = _conform(plan, step, grad, arg)
+        grad = _conform(plan, step, grad, arg, index)
         previous = grads[slot]
         grads[slot] = grad if previous is None else previous + grad
 
 
-def _conform(plan: Plan, step: Step, grad: Any, arg: Any) -> Any:
+def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
     """The gradient in its input's shape (broadcasting undone) and dtype, or an error."""
-    try:
-        shape, dtype = grad.shape, grad.dtype
-    except AttributeError:
+    if not isinstance(grad, (np.ndarray, np.generic)):  # a number or list from a plugin's rule
         grad = np.asarray(grad)
-        shape, dtype = grad.shape, grad.dtype
-    if shape != arg.shape:
-        try:
-            grad = sum_to(grad, arg.shape)
-        except ValueError:
+    shape, dtype = grad.shape, grad.dtype
+    want = _meta(arg)
+    if shape != want.shape:
+        if _squeezed(shape) == _squeezed(want.shape):  # only axes of size 1 differ
+            grad = np.reshape(grad, want.shape)
+        elif _broadcasts_to(want.shape, shape):
+            grad = sum_to(grad, want.shape)
+        else:
             raise ExecutionError(
                 _where(plan, step) + f": gradient of shape {shape} for an input of "
-                f"shape {arg.shape}"
-            ) from None
-    if dtype != arg.dtype:
-        if dtype.kind != "f" or arg.dtype.kind != "f":
+                f"shape {want.shape}{_which(plan, step, index)}"
+            )
+    if dtype != want.dtype:
+        if dtype.kind != "f" or want.dtype.kind != "f":
             raise ExecutionError(
                 _where(plan, step) + f": gradient of dtype {dtype} for an input of "
-                f"dtype {arg.dtype}"
+                f"dtype {want.dtype}{_which(plan, step, index)}"
             )
-        grad = grad.astype(arg.dtype)
+        grad = grad.astype(want.dtype)
     return grad
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(size for size in shape if size != 1)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether numpy broadcasting takes `shape` to `target`: then sum_to undoes it."""
+    return len(target) >= len(shape) and all(
+        size in (1, wanted) for size, wanted in zip(reversed(shape), reversed(target), strict=False)
+    )
+
+
+def _which(plan: Plan, step: Step, index: int) -> str:
+    """` (input 2 of 2, 'b')`: which of the node's inputs a gradient was for."""
+    names = [name for name, slot in plan.slots.items() if slot == step.ins[index]]
+    value = f", {names[0]!r}" if names else ""
+    return f" (input {index + 1} of {len(step.ins)}{value})"
 
 
 def _where(plan: Plan, step: Step) -> str:

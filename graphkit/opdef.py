@@ -92,6 +92,13 @@ class OpDef:
         noun = "input" if self.num_inputs == 1 and not self.variadic else "inputs"
         return f"{self.num_inputs}{' or more' if self.variadic else ''} {noun}"
 
+    def api_problem(self) -> str:
+        """Why an OpDef written for another plugin API version is refused, and what to do."""
+        advice = "upgrade graphkit-backprop" if isinstance(self.api_version, int) \
+            and self.api_version > PLUGIN_API_VERSION else "update the plugin"
+        return (f"written for plugin API version {self.api_version!r}, but this graphkit "
+                f"provides version {PLUGIN_API_VERSION} ({advice})")
+
     def problems(self) -> list[str]:
         """Why this OpDef cannot be registered (empty when it can)."""
         found = []
@@ -102,10 +109,7 @@ class OpDef:
         if not isinstance(self.version, int) or self.version < 1:
             found.append(f"version {self.version!r} is not a positive integer")
         if self.api_version != PLUGIN_API_VERSION:
-            found.append(
-                f"written for plugin API version {self.api_version}, "
-                f"this graphkit provides {PLUGIN_API_VERSION}"
-            )
+            found.append(self.api_problem())
         if not callable(self.forward):
             found.append("forward is not callable")
         if isinstance(self.vjp, tuple):

@@ -20,7 +20,8 @@ settings.register_profile(
 settings.register_profile("graphkit-ci", parent=settings.get_profile("graphkit"), derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "graphkit"))
 
-PLUGIN_ENV = ("GRAPHKIT_LOAD_PLUGINS", "GRAPHKIT_DISABLE_PLUGINS", "GRAPHKIT_STRICT_PLUGINS")
+PLUGIN_ENV = ("GRAPHKIT_LOAD_PLUGINS", "GRAPHKIT_DISABLE_PLUGINS", "GRAPHKIT_STRICT_PLUGINS",
+              "GRAPHKIT_PLUGINS")
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,11 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _blocks(path: Path, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.S)
+    """The page's `language` blocks, except those of a walkthrough (marked `<!-- file: ... -->`
+    or `<!-- run: ... -->`), which its own test runs in a folder of its own."""
+    found = re.findall(rf"(<!-- (?:file|run): [^\n]*-->\n)?```{language}\n(.*?)```",
+                       path.read_text(), re.S)
+    return [block for marker, block in found if not marker]
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if _blocks(p, "python")], ids=lambda p: p.name)

@@ -15,12 +15,14 @@ from typing import Any, NoReturn, TextIO
 
 import click
 
+from graphkit.cli.check_plugin import check_plugin_command
 from graphkit.cli.execute import execute_command
 from graphkit.cli.export import export_command
 from graphkit.cli.gradcheck import gradcheck_command
 from graphkit.cli.import_ import import_command
+from graphkit.cli.new_plugin import new_plugin_command
 from graphkit.cli.ops import ops_command
-from graphkit.cli.plugins import plugins_command
+from graphkit.cli.plugins import plugin_option, plugins_command, use_plugins
 from graphkit.cli.validate import validate_command
 from graphkit.errors import GraphkitError
 
@@ -70,7 +72,8 @@ class GraphkitGroup(click.Group):
 @click.group(cls=GraphkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version(), "--version", "-V", prog_name="graphkit",
                       message="%(prog)s %(version)s")
-def cli() -> None:
+@plugin_option
+def cli(plugin: tuple[str, ...]) -> None:
     """graphkit: computational graphs as data, ops as plugins, backpropagation on numpy.
 
     A graph is a file (the extension chooses the format: .json or .onnx) of nodes that apply
@@ -83,7 +86,9 @@ def cli() -> None:
       graphkit validate examples/add_mul.json
       graphkit execute examples/add_mul.json --inputs examples/add_mul.inputs.json --grad
       graphkit gradcheck examples/sigmoid_neuron.json
+      graphkit -p examples/plugins/twice.py ops
     """
+    use_plugins(plugin)
 
 
 cli.add_command(execute_command)
@@ -93,6 +98,8 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(ops_command)
 cli.add_command(plugins_command)
+cli.add_command(check_plugin_command)
+cli.add_command(new_plugin_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,9 +25,18 @@ class DecompositionError(ValueError):
     """A decomposition that cannot become an ONNX function."""
 
 
+CASTLIKE_OPSET = 15
+"""The body casts attributes and literals like the first input with CastLike (opset 15)."""
+
+
 def function_from_decomposition(op: OpDef, mapping: OnnxMapping, opset: int) -> onnx.FunctionProto:
     """The FunctionProto (domain and name of the mapping) computing `op` from standard ops."""
     assert mapping.decomposition is not None
+    if opset < CASTLIKE_OPSET:
+        raise DecompositionError(
+            f"op {op.qualname}: a decomposition becomes an ONNX function only from opset "
+            f"{CASTLIKE_OPSET} (it casts with CastLike); export with opset >= {CASTLIKE_OPSET}"
+        )
     fields = op.attributes.model_fields
     not_float = [name for name, f in fields.items() if f.annotation not in (float, float | None)]
     if not_float:
@@ -35,7 +44,9 @@ def function_from_decomposition(op: OpDef, mapping: OnnxMapping, opset: int) -> 
             f"op {op.qualname}: a decomposition takes float attributes only, not "
             f"{', '.join(not_float)}; give OnnxMapping.function (a FunctionProto) instead"
         )
-    g = GraphBuilder(f"{op.name}_body", dtype="float32")
+    # literals are stored in float64 and cast like the first input: exact for float64 inputs,
+    # rounded once for float32 (a float32 literal would cost float64 models ~1e-7 relative)
+    g = GraphBuilder(f"{op.name}_body", dtype="float64")
     inputs = [g.input(f"x{i}", dtype=None) for i in range(op.num_inputs)]
     attributes = {name: g.input(f"attr.{name}", shape=[], dtype=None) for name in fields}
     result = mapping.decomposition(g, *inputs, **attributes)

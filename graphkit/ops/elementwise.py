@@ -120,7 +120,7 @@ OPS = [
            lambda g, y, x: (g * (x > 0),)),
     _unary("Sigmoid", "1 / (1 + e^-x) as one gate, local gradient s (1 - s)", OUT,
            S.unary(-4.0, 4.0),
-           lambda x: 0.5 * (1 + P.tanh(0.5 * x)),  # the same function, without exp overflow
+           lambda x: P.sigmoid(x),
            lambda g, y, x: (g * y * (1 - y),)),
     _unary("Tanh", "tanh x", OUT, S.unary(),
            lambda x: P.tanh(x),

@@ -20,6 +20,14 @@ where = np.where
 sign = np.sign
 
 
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + e^-x) without overflow and with full relative precision for large |x|:
+    e^-|x| never overflows, and the negative side is e^x / (1 + e^x), not 1 minus a rounding."""
+    e = np.exp(-np.abs(x))
+    return np.where(np.greater_equal(x, 0), 1 / (1 + e), e / (1 + e)).astype(
+        np.result_type(x, np.float32), copy=False)
+
+
 def greater(a: Any, b: Any) -> Any:
     """a > b as an array of 0/1 in a's float dtype (so it multiplies gradients directly)."""
     return np.greater(a, b).astype(np.result_type(a, np.float32))

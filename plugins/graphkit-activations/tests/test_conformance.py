@@ -1,0 +1,3 @@
+from graphkit.testing import gate_tests
+
+test_gates = gate_tests("activations")
