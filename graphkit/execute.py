@@ -20,7 +20,15 @@ from graphkit.graph import ResolvedGraph, validate
 from graphkit.model import FLOAT_DTYPES, Graph
 from graphkit.opdef import Meta
 from graphkit.ops.prims import sum_to
-from graphkit.plan import BackwardPlan, Plan, Step, coerce_input, compile_plan
+from graphkit.plan import (
+    SAVE_INPUTS,
+    SAVE_OUTPUTS,
+    BackwardPlan,
+    Plan,
+    Step,
+    coerce_input,
+    compile_plan,
+)
 from graphkit.registry import Registry, default_registry
 
 
@@ -109,90 +117,102 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
 
 def _forward(
     plan: Plan, values: list[Any], backward: BackwardPlan | None = None
-) -> list[tuple[int, tuple[Any, ...], Any]]:
+) -> list[tuple[int, list[Any], Any]]:
     """Run every step; return the tape of (step position, saved inputs, saved output)."""
-    tape: list[tuple[int, tuple[Any, ...], Any]] = []
-    record = backward.record if backward is not None else frozenset()
-    frees = backward.free_after if backward is not None else plan.free_after
+    tape: list[tuple[int, list[Any], Any]] = []
+    record_step = tape.append
+    program = plan.program if backward is None else backward.program
     position = -1
-    args: tuple[Any, ...] = ()
+    args: list[Any] = []
     try:
-        for position, step in enumerate(plan.steps):
-            args = tuple([values[i] for i in step.ins])
-            result = step.forward(*args)
-            if isinstance(step.out, tuple):
+        for position, (forward, ins, out, multi, frees, record) in enumerate(program):
+            args = [values[i] for i in ins]
+            result = forward(*args)
+            if multi:
                 result = tuple(result)
-                if len(result) != len(step.out):
-                    raise ValueError(
-                        f"forward returned {len(result)} outputs, expected {len(step.out)}"
-                    )
-                for slot, value in zip(step.out, result, strict=True):
+                if len(result) != len(out):
+                    raise ValueError(f"forward returned {len(result)} outputs, expected {len(out)}")
+                for slot, value in zip(out, result, strict=True):
                     values[slot] = value
             else:
-                values[step.out] = result
-            if position in record:
-                saved_in = args if step.saves_inputs else tuple(_meta(a) for a in args)
-                saved_out = result if step.saves_outputs else _meta_of(result)
-                tape.append((position, saved_in, saved_out))
-            for slot in frees[position]:
+                values[out] = result
+            if record:
+                record_step((
+                    position,
+                    args if record & SAVE_INPUTS else [_light(a) for a in args],
+                    result if record & SAVE_OUTPUTS else _light_result(result, multi),
+                ))
+            for slot in frees:
                 values[slot] = None
     except GraphkitError:
         raise
     except Exception as exc:
-        raise _node_error(plan, plan.steps[position], args, "forward", exc) from exc
+        raise _node_error(plan, plan.steps[position], tuple(args), "forward", exc) from exc
     return tape
 
 
-def _meta(value: Any) -> Meta:
+def _light(value: Any) -> Any:
+    """What the tape keeps of a value its rule does not read: its shape and dtype (`Meta`).
+    A value of a few bytes is kept itself: no bigger than its Meta, and much cheaper to keep."""
     try:
+        if value.nbytes <= SMALL_BYTES:
+            return value
         return Meta(value.shape, value.dtype)
     except AttributeError:  # a Python number from a plugin's rule
         return Meta(np.shape(value), np.result_type(value))
 
 
-def _meta_of(result: Any) -> Any:
-    return tuple(_meta(r) for r in result) if isinstance(result, tuple) else _meta(result)
+def _light_result(result: Any, multi: bool) -> Any:
+    return tuple(_light(r) for r in result) if multi else _light(result)
+
+
+SMALL_BYTES = 64
 
 
 def _backward(
-    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, tuple[Any, ...], Any]], seed: Any,
+    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, list[Any], Any]], seed: Any,
     values: list[Any],
 ) -> dict[str, np.ndarray]:
     grads: list[Any] = [None] * len(plan.slots)
     grads[backward.of] = seed
     keep = {slot for _name, slot in backward.wrt}
-    steps, wants = plan.steps, backward.wants
-    for position, args, saved_out in reversed(tape):
-        step = steps[position]
-        if isinstance(step.out, tuple):
-            upstream = tuple(
-                grads[s] if grads[s] is not None else np.zeros(o.shape, o.dtype)
-                for s, o in zip(step.out, saved_out, strict=True)
-            )
-            if all(grads[s] is None for s in step.out):
-                continue
-        else:
-            upstream = grads[step.out]
-            if upstream is None:
-                continue
-            if step.out not in keep:
-                grads[step.out] = None
-        want = wants[position]
-        try:
-            if step.vjps is not None:
-                local = tuple(
-                    rule(upstream, saved_out, *args) if wanted and rule is not None else None
-                    for wanted, rule in zip(want, step.vjps, strict=True)
+    reverse = backward.reverse
+    position, args = -1, []
+    try:
+        for position, args, saved_out in reversed(tape):
+            vjp, vjps, ins, out, multi, want = reverse[position]
+            if multi:
+                if all(grads[s] is None for s in out):
+                    continue
+                upstream = tuple(
+                    grads[s] if grads[s] is not None else np.zeros(o.shape, o.dtype)
+                    for s, o in zip(out, saved_out, strict=True)
                 )
-            elif step.vjp is not None:
-                local = step.vjp(upstream, saved_out, *args)
             else:
-                local = None
-            _accumulate(plan, step, want, args, local, grads)
-        except GraphkitError:
-            raise
-        except Exception as exc:
-            raise _node_error(plan, step, args, "backward", exc) from exc
+                upstream = grads[out]
+                if upstream is None:
+                    continue
+                if out not in keep:
+                    grads[out] = None
+            if vjps is not None:
+                for index, rule in enumerate(vjps):
+                    if want[index] and rule is not None:
+                        grad = rule(upstream, saved_out, *args)
+                        if grad is not None:
+                            _add(plan, position, grads, ins[index], grad, args[index], index)
+            elif vjp is not None:
+                local = vjp(upstream, saved_out, *args)
+                if local is None:
+                    continue
+                if type(local) is not tuple or len(local) != len(args):
+                    _check_count(plan, plan.steps[position], local, len(args))
+                for index, grad in enumerate(local):
+                    if want[index] and grad is not None:
+                        _add(plan, position, grads, ins[index], grad, args[index], index)
+    except GraphkitError:
+        raise
+    except Exception as exc:
+        raise _node_error(plan, plan.steps[position], tuple(args), "backward", exc) from exc
     result = {}
     handed_out = {id(seed)}
     for name, slot in backward.wrt:
@@ -207,30 +227,33 @@ def _backward(
     return result
 
 
-def _accumulate(
-    plan: Plan, step: Step, wants: tuple[bool, ...], args: tuple[Any, ...], local: Any,
-    grads: list[Any],
+def _add(
+    plan: Plan, position: int, grads: list[Any], slot: int, grad: Any, arg: Any, index: int
 ) -> None:
-    if local is None:
-        return
-    expected = f"{len(args)} gradient{'' if len(args) == 1 else 's'} (one per input)"
+    """Add one gradient contribution to a value's total (fan-out adds), after checking it."""
+    if type(grad) is not np.ndarray and not isinstance(grad, np.generic):
+        grad = np.asarray(grad)  # a number or list from a plugin's rule
+    try:
+        same = grad.shape == arg.shape and grad.dtype == arg.dtype
+    except AttributeError:  # the input is a Python number from a plugin's rule
+        same = False
+    if not same:
+        grad = _conform(plan, plan.steps[position], grad, arg, index)
+    previous = grads[slot]
+    grads[slot] = grad if previous is None else previous + grad
+
+
+def _check_count(plan: Plan, step: Step, local: Any, count: int) -> None:
+    expected = f"{count} gradient{'' if count == 1 else 's'} (one per input)"
     if not isinstance(local, (tuple, list)):
         raise ExecutionError(
             _where(plan, step) + f": vjp returned a {type(local).__name__}, expected a tuple of "
             + expected
         )
-    if len(local) != len(args):
+    if len(local) != count:
         raise ExecutionError(
             _where(plan, step) + f": vjp returned {len(local)} gradients, expected " + expected
         )
-    for index, (wanted, slot, arg, grad) in enumerate(
-        zip(wants, step.ins, args, local, strict=True)
-    ):
-        if not wanted or grad is None:
-            continue
-        grad = _conform(plan, step, grad, arg, index)
-        previous = grads[slot]
-        grads[slot] = grad if previous is None else previous + grad
 
 
 def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
@@ -238,7 +261,7 @@ def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
     if not isinstance(grad, (np.ndarray, np.generic)):  # a number or list from a plugin's rule
         grad = np.asarray(grad)
     shape, dtype = grad.shape, grad.dtype
-    want = _meta(arg)
+    want = arg if hasattr(arg, "dtype") else Meta(np.shape(arg), np.result_type(arg))
     if shape != want.shape:
         if _squeezed(shape) == _squeezed(want.shape):  # only axes of size 1 differ
             grad = np.reshape(grad, want.shape)

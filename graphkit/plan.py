@@ -49,6 +49,10 @@ class BackwardPlan:
     """For each recorded step, whether each of its inputs needs a gradient."""
     free_after: tuple[tuple[int, ...], ...]
     """As Plan.free_after, but keeping the wrt values (a gradient takes their shape) and `of`."""
+    program: list[tuple[Any, ...]] = field(default_factory=list)
+    """The forward pass of this backward plan: (forward, ins, out, multi, frees, record)."""
+    reverse: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    """Per recorded step: (vjp, vjps, ins, out, multi, wants)."""
 
 
 @dataclass
@@ -62,7 +66,13 @@ class Plan:
     steps: list[Step]
     outputs: list[tuple[str, int]]
     free_after: tuple[tuple[int, ...], ...]
-    _backward: dict[tuple[str, tuple[str, ...]], BackwardPlan] = field(default_factory=dict)
+    _backward: dict[Any, BackwardPlan] = field(default_factory=dict)
+    program: list[tuple[Any, ...]] = field(default_factory=list)
+    """The forward-only pass: (forward, ins, out, multi, frees, record=0) per step."""
+
+    def __post_init__(self) -> None:
+        if not self.program:
+            self.program = _program(self.steps, self.free_after, {})
 
     @property
     def name(self) -> str:
@@ -102,15 +112,43 @@ class Plan:
                     record.add(position)
                     wants[position] = mask
         wrt_slots = {self.slots[name] for name in wrt} | {self.slots[of]}
+        free_after = tuple(
+            tuple(s for s in frees if s not in wrt_slots) for frees in self.free_after
+        )
+        modes = {
+            position: RECORD | (SAVE_INPUTS if self.steps[position].saves_inputs else 0)
+            | (SAVE_OUTPUTS if self.steps[position].saves_outputs else 0)
+            for position in record
+        }
+        reverse = {
+            position: (step.vjp, step.vjps, step.ins, step.out, isinstance(step.out, tuple),
+                       wants[position])
+            for position, step in enumerate(self.steps) if position in record
+        }
         return BackwardPlan(
             of=self.slots[of],
             wrt=tuple((name, self.slots[name]) for name in wrt),
             record=frozenset(record),
             wants=wants,
-            free_after=tuple(
-                tuple(s for s in frees if s not in wrt_slots) for frees in self.free_after
-            ),
+            free_after=free_after,
+            program=_program(self.steps, free_after, modes),
+            reverse=reverse,
         )
+
+
+RECORD, SAVE_INPUTS, SAVE_OUTPUTS = 1, 2, 4
+"""Bits of a program step's `record`: put it on the tape, keeping its inputs, its output."""
+
+
+def _program(
+    steps: list[Step], free_after: tuple[tuple[int, ...], ...], modes: dict[int, int]
+) -> list[tuple[Any, ...]]:
+    """The steps as flat tuples, so the run loop unpacks instead of looking attributes up."""
+    return [
+        (step.forward, step.ins, step.out, isinstance(step.out, tuple), free_after[position],
+         modes.get(position, 0))
+        for position, step in enumerate(steps)
+    ]
 
 
 def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
