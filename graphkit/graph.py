@@ -7,6 +7,7 @@ edge op -> value the output position, so `x * x` is two parallel edges.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -53,13 +54,17 @@ class ResolvedGraph:
     """A graph that passed validation, with each node's op and attributes resolved once."""
 
     model: Graph
-    nx: nx.MultiDiGraph
     order: list[int]
     """Indices of `model.nodes` in an order that runs every producer before its consumers."""
     ops: list[OpDef]
     attributes: list[dict[str, Any]]
     plugins: list[str]
     shapes: dict[str, Shape]
+
+    @functools.cached_property
+    def nx(self) -> nx.MultiDiGraph:
+        """The graph in networkx, built on first use (running a graph never needs it)."""
+        return to_nx(self.model)
 
 
 def _count(number: int, noun: str) -> str:
@@ -99,7 +104,7 @@ def _definitions(graph: Graph) -> tuple[dict[str, str], list[str]]:
     return {name: where[0] for name, where in places.items()}, problems
 
 
-def _order(graph: Graph, g: nx.MultiDiGraph) -> tuple[list[int], list[str]]:
+def _order(graph: Graph) -> tuple[list[int], list[str]]:
     """File order when it already runs producers first, else a topological order; or cycles."""
     seen = {info.name for info in graph.inputs} | {c.name for c in graph.constants}
     in_order = True
@@ -110,6 +115,7 @@ def _order(graph: Graph, g: nx.MultiDiGraph) -> tuple[list[int], list[str]]:
         seen.update(node.outputs)
     if in_order:
         return list(range(len(graph.nodes))), []
+    g = to_nx(graph)
     try:
         return [n for n in nx.topological_sort(g) if isinstance(n, int)], []
     except nx.NetworkXUnfeasible:
@@ -206,8 +212,7 @@ def validate(graph: Graph, registry: Registry | None = None) -> ResolvedGraph:
     for info in graph.outputs:
         if info.name not in defined:
             problems.append(f"output {info.name!r} is not computed by any node")
-    g = to_nx(graph)
-    order, cycles = _order(graph, g)
+    order, cycles = _order(graph)
     problems += cycles
     shapes: dict[str, Shape] = {}
     if not cycles:
@@ -217,7 +222,6 @@ def validate(graph: Graph, registry: Registry | None = None) -> ResolvedGraph:
         raise GraphValidationError(graph.name, problems)
     return ResolvedGraph(
         model=graph,
-        nx=g,
         order=order,
         ops=[op for op in ops if op is not None],
         attributes=[a if a is not None else {} for a in attrs],

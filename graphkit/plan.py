@@ -11,7 +11,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from graphkit.errors import InputError
@@ -95,19 +94,32 @@ class Plan:
             cached = self._backward[key] = self._build_backward(of, wrt)
         return cached
 
+    def _between(self, of: str, wrt: tuple[str, ...]) -> tuple[set[int], set[int]]:
+        """The nodes (and value slots) on a path from a `wrt` value to `of`: one sweep down
+        the steps marks what the wrt values reach, one sweep up what reaches `of`."""
+        def outs(step: Step) -> tuple[int, ...]:
+            return step.out if isinstance(step.out, tuple) else (step.out,)
+
+        reached = {self.slots[name] for name in wrt}
+        for step in self.steps:
+            if any(slot in reached for slot in step.ins):
+                reached.update(outs(step))
+        needed = {self.slots[of]}
+        nodes: set[int] = set()
+        for step in reversed(self.steps):
+            if any(slot in needed for slot in outs(step)):
+                needed.update(step.ins)
+                if any(slot in reached for slot in step.ins):
+                    nodes.add(step.node)
+        return nodes, reached & needed
+
     def _build_backward(self, of: str, wrt: tuple[str, ...]) -> BackwardPlan:
-        g = self.resolved.nx
-        upstream = nx.ancestors(g, of) | {of}
-        downstream: set[Any] = set(wrt)
-        for name in wrt:
-            downstream |= nx.descendants(g, name)
-        between = upstream & downstream
+        between, between_values = self._between(of, wrt)
         record: set[int] = set()
         wants: dict[int, tuple[bool, ...]] = {}
         for position, step in enumerate(self.steps):
             if step.node in between:
-                names = self.resolved.model.nodes[step.node].inputs
-                mask = tuple(n in between for n in names)
+                mask = tuple(slot in between_values for slot in step.ins)
                 if any(mask):
                     record.add(position)
                     wants[position] = mask
