@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from typing import Annotated, Any, Literal
@@ -59,6 +60,16 @@ def _also_a_string(pattern: str | None = None) -> Any:
     return extra
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_op(text: str) -> tuple[tuple[str, Any], ...]:
+    """`domain::Name@version` as fields; cached, since a big graph names few distinct ops."""
+    match = _OP_PATTERN.fullmatch(text)  # not match: its `$` also allows a final "\n"
+    if match is None:
+        raise ValueError(f"op reference {text!r} is not of the form [domain::]Name[@version]")
+    return (("domain", match["domain"] or ""), ("name", match["name"]),
+            ("version", int(match["version"] or 1)))
+
+
 class OpRef(_Strict):
     """Which op a node runs: `domain::Name@version`; the built-in domain is the empty string."""
 
@@ -77,16 +88,7 @@ class OpRef(_Strict):
     @classmethod
     def _from_string(cls, data: Any) -> Any:
         if isinstance(data, str):
-            match = _OP_PATTERN.fullmatch(data)  # not match: its `$` also allows a final "\n"
-            if match is None:
-                raise ValueError(
-                    f"op reference {data!r} is not of the form [domain::]Name[@version]"
-                )
-            return {
-                "domain": match["domain"] or "",
-                "name": match["name"],
-                "version": int(match["version"] or 1),
-            }
+            return dict(_parse_op(data))
         return data
 
     @model_serializer
@@ -211,7 +213,7 @@ class Node(_Strict):
     op: OpRef
     inputs: list[Annotated[str, Field(max_length=256)]] = []
     outputs: list[Name] = Field(min_length=1)
-    attributes: dict[str, JsonValue] = {}
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -45,9 +45,10 @@ def loads(data: bytes | str, source: str = "<string>") -> Graph:
     # The parser reads NaN, Infinity and 1e999 as floats; JSON has no such numbers, and saving
     # them would fail, so free-form values must hold finite numbers only (tensors check theirs).
     values = [("metadata", graph.metadata)]
-    values += [(f"nodes[{i}].attributes", n.attributes) for i, n in enumerate(graph.nodes)]
+    values += [(i, n.attributes) for i, n in enumerate(graph.nodes) if n.attributes]
     for where, value in values:
-        found = _non_finite(value, where)
+        found = _non_finite(value, where if isinstance(where, str) else
+                            f"nodes[{where}].attributes")
         if found:
             problem = f"{found}: not a finite number (JSON has no NaN, Infinity)"
             raise FormatError(f"{source}: {_shorten(problem)}")
