@@ -109,9 +109,10 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
     values: list[Any] = [None] * len(plan.slots)
     bound: dict[str, int] = {}
     for info, slot in plan.inputs:
-        values[slot] = coerce_input(info, inputs[info.name], bound)
+        value = coerce_input(info, inputs[info.name], bound)
+        values[slot] = value[()] if value.ndim == 0 else value  # scalars: numpy's fast path
     for _name, slot, array in plan.constants:
-        values[slot] = array
+        values[slot] = array[()] if array.ndim == 0 else array
     return values
 
 

@@ -51,6 +51,9 @@ class OpDef:
     (None for an input that has none): then only the gradients a run needs are computed, e.g.
     MatMul skips dX when only the weights' gradients are wanted.
 
+    Rules receive numpy arrays, and numpy scalars (np.float64, np.float32, ...) for 0-d values,
+    which have the same arithmetic, shape and dtype but are much faster for scalar graphs.
+
     `saves` says which of output/inputs `vjp` reads; the others reach it as `Meta` (shape and
     dtype only), so a run with gradients keeps nothing a rule does not need. Rules return
     gradients in the broadcast shape; the executor sums them back to each input's shape.
