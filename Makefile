@@ -28,9 +28,10 @@ test: $(BIN)/graphkit
 lint: $(BIN)/graphkit
 	$(BIN)/ruff check graphkit tests benchmarks plugins
 
+# every performance target in one table; e.g. make bench BENCH_ARGS="--only scale --quick"
 bench: $(BIN)/graphkit
-	$(BIN)/python -m pip install --quiet micrograd
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m pip install --quiet micrograd threadpoolctl
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 schema: $(BIN)/graphkit
 	$(BIN)/python -m graphkit.io.schema > schemas/graph.schema.json

@@ -1,94 +1,74 @@
-"""Run every benchmark and print a table: workload, graphkit, reference, ratio, target, met.
+"""Run the benchmarks and print one table: workload, graphkit, reference, ratio, target, met.
 
-    python -m benchmarks.run            (or: make bench)
+    python -m benchmarks.run                  (or: make bench)
+    python -m benchmarks.run --only scale     (groups: net, scalar, onnx, scale, memory)
+    python -m benchmarks.run --quick          (scale stops at 100,000 nodes; fewer rounds)
+
+Exits 1 when a target is missed (or a measurement could not be made). Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+import time
+import traceback
+from collections.abc import Callable
 
-import numpy as np
+from benchmarks import machine, memory, net, onnx_forward, scalar, scale
+from benchmarks.table import Row, render
+from benchmarks.timing import progress
 
-import graphkit as gk
-from benchmarks import workloads
-from benchmarks.timing import compare, per_call
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-@dataclass
-class Row:
-    workload: str
-    ours: float
-    reference: float | None
-    reference_name: str
-    target: float | None
-
-    @property
-    def ratio(self) -> float | None:
-        return None if self.reference is None else self.ours / self.reference
-
-    @property
-    def met(self) -> str:
-        if self.target is None or self.ratio is None:
-            return "-"
-        return "yes" if self.ratio <= self.target else "NO"
+GROUPS: dict[str, Callable[[bool, int], list[Row]]] = {
+    "net": net.rows,  # 1. the 2-layer net step against numpy
+    "scalar": scalar.rows,  # 2, 3. the sigmoid neuron and the scalar chain against micrograd
+    "onnx": onnx_forward.rows,  # 4. the 2-layer net forward against onnxruntime
+    "scale": scale.rows,  # 5. time per node from 1,000 to 1,000,000 nodes
+    "memory": memory.rows,  # 6. what a run holds at its peak
+}
 
 
-def two_layer_net(rounds: int) -> Row:
-    graph, inputs, params = workloads.two_layer_net()
-    step = workloads.graphkit_two_layer_step(graph, inputs)
-    loss, grads = workloads.numpy_two_layer_step(inputs["X"], inputs["y"], **params)
-    result = step()
-    for name, grad in grads.items():  # the two must compute the same thing
-        np.testing.assert_allclose(result.gradients[name], grad, rtol=1e-3, atol=1e-6)
-    ours, reference = compare(
-        step, lambda: workloads.numpy_two_layer_step(inputs["X"], inputs["y"], **params), rounds
-    )
-    return Row("2-layer net step (256, 3072-100-10, f32)", ours, reference,
-               "hand-written numpy", 1.2)
-
-
-def sigmoid_neuron(rounds: int) -> Row:
-    graph = gk.load(EXAMPLES / "sigmoid_neuron.json")
-    inputs = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
-    plan = gk.plan_for(graph)
-    seconds = per_call(lambda: gk.execute(plan, inputs, wrt="all"), 0.2)
-    return Row("sigmoid neuron (8 gates) forward+backward", seconds, None, "-", None)
-
-
-def show(rows: list[Row]) -> str:
-    head = (f"{'workload':44} {'graphkit':>11} {'reference':>11} {'ratio':>6} {'target':>7} "
-            f"{'met':>4}")
-    lines = [head, "-" * len(head)]
-    for row in rows:
-        ref = "-" if row.reference is None else _time(row.reference)
-        ratio = "-" if row.ratio is None else f"{row.ratio:.3f}"
-        target = "-" if row.target is None else f"<={row.target}"
-        lines.append(f"{row.workload:44} {_time(row.ours):>11} {ref:>11} {ratio:>6} {target:>7} "
-                     f"{row.met:>4}")
-    return "\n".join(lines)
-
-
-def _time(seconds: float) -> str:
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3f} ms"
-    return f"{seconds * 1e6:.1f} us"
+def _groups(values: list[str]) -> list[str]:
+    chosen = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in GROUPS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown group {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+    return [name for name in GROUPS if name in chosen] if chosen else list(GROUPS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per workload")
+    parser.add_argument("--only", action="append", default=[], metavar="GROUP[,GROUP]",
+                        help=f"run only these groups ({', '.join(GROUPS)}); repeatable")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes (scale up to 100,000 nodes) and fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per comparison (default 15, quick 5)")
     args = parser.parse_args(argv)
-    print(f"graphkit benchmarks: python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.machine()}, {platform.system()}")
-    rows = [two_layer_net(args.rounds), sigmoid_neuron(args.rounds)]
-    print(show(rows))
-    return 0 if all(row.met != "NO" for row in rows) else 1
+    try:
+        groups = _groups(args.only)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    rounds = args.rounds or (5 if args.quick else 15)
+    print("graphkit benchmarks" + (" (--quick)" if args.quick else ""))
+    for line in machine.describe():
+        print(line)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for name in groups:
+        progress(f"== {name}")
+        try:
+            rows += GROUPS[name](args.quick, rounds)
+        except Exception as exc:  # noqa: BLE001 - one failing group must not hide the others
+            traceback.print_exc()
+            rows.append(Row(f"{name}: error", None, target=1, failed=True,
+                            note=f"{type(exc).__name__}: {exc}"[:200]))
+    print(render(rows))
+    missed = sum(row.met == "NO" for row in rows)
+    met = sum(row.met == "yes" for row in rows)
+    print(f"{met} targets met, {missed} missed; {time.perf_counter() - start:.0f} s")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import gc
+import signal
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
-def per_call(fn: Callable[[], object], min_seconds: float = 0.05) -> float:
-    """Seconds per call of `fn`, over a batch long enough to dwarf the clock's resolution."""
+def per_call(
+    fn: Callable[[], object], min_seconds: float = 0.05, collector: bool = False
+) -> float:
+    """Seconds per call of `fn`, over a batch long enough to dwarf the clock's resolution.
+
+    As timeit does, the cyclic garbage collector is off during a batch (unless `collector`)
+    and runs between batches: otherwise a batch pays for collecting whatever ran before it left
+    (micrograd leaves much: each Value's closure refers back to it), at a cost that grows with
+    everything else alive in the process."""
     fn()
     count = 1
     while True:
-        start = time.perf_counter()
-        for _ in range(count):
-            fn()
-        elapsed = time.perf_counter() - start
+        gc.collect()
+        enabled = gc.isenabled()
+        if not collector:
+            gc.disable()
+        try:
+            start = time.perf_counter()
+            for _ in range(count):
+                fn()
+            elapsed = time.perf_counter() - start
+        finally:
+            if enabled:
+                gc.enable()
         if elapsed >= min_seconds:
             return elapsed / count
         count *= 2
@@ -31,3 +51,43 @@ def compare(
         ours.append(per_call(candidate, min_seconds))
         theirs.append(per_call(reference, min_seconds))
     return statistics.median(ours), statistics.median(theirs)
+
+
+def once(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds of one call of `fn`, and its result. The call starts after a full garbage
+    collection and runs with the collector on: collecting the garbage of a big load is part of
+    what it costs."""
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+class Timeout(Exception):
+    """A measurement ran past its time limit."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise Timeout in the block after `seconds` (checked between Python bytecodes: a long
+    call into C, such as one protobuf parse, finishes first). Unix main thread only; elsewhere
+    the block runs without a limit."""
+    if sys.platform == "win32" or seconds <= 0:
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise Timeout(f"over {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so stdout holds only the header and the table."""
+    print(message, file=sys.stderr, flush=True)

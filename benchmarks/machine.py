@@ -1,0 +1,75 @@
+"""What the figures were measured on: CPU, cores, versions, thread counts."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def blas_threads() -> str:
+    """numpy's BLAS and its thread count, via threadpoolctl when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to see)"
+    found = [f"{pool.get('internal_api')} {pool.get('version') or ''} "
+             f"{pool.get('num_threads')} threads".replace("  ", " ")
+             for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return ", ".join(found) or "none found"
+
+
+def ort_threads(options: Any = None) -> str:
+    """onnxruntime's thread settings; 0 means its default (one intra-op thread per physical
+    core, sequential execution so no inter-op pool)."""
+    if options is None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+    intra, inter = options.intra_op_num_threads, options.inter_op_num_threads
+    return (f"intra_op {intra or 'default'}, inter_op {inter or 'default'}, "
+            f"{str(options.execution_mode).rsplit('.', 1)[-1]}")
+
+
+def describe() -> list[str]:
+    """Header lines: date, machine, versions, threads."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        import onnxruntime as ort
+
+        ort_line = f"onnxruntime {ort.__version__} ({ort_threads()})"
+    except ImportError:
+        ort_line = "onnxruntime not installed"
+    return [
+        f"date: {today}",
+        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"{platform.machine()}",
+        f"versions: python {platform.python_version()}, numpy {np.__version__}, "
+        f"{ort_line}, onnx {version('onnx')}, micrograd {version('micrograd')}, "
+        f"pydantic {version('pydantic')}, networkx {version('networkx')}",
+        f"threads: numpy BLAS {blas_threads()}; OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+    ]
