@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def memory_gib() -> str:
+    try:
+        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / (1 << 30):.0f}"
+    except (ValueError, OSError, AttributeError):
+        return "?"
 
 
 def version(distribution: str) -> str:
@@ -53,6 +62,20 @@ def ort_threads(options: Any = None) -> str:
             f"{str(options.execution_mode).rsplit('.', 1)[-1]}")
 
 
+def commit() -> str:
+    """The checked-out commit of the project (read-only git calls), or "unknown"."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
 def describe() -> list[str]:
     """Header lines: date, machine, versions, threads."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -63,9 +86,9 @@ def describe() -> list[str]:
     except ImportError:
         ort_line = "onnxruntime not installed"
     return [
-        f"date: {today}",
-        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
-        f"{platform.machine()}",
+        f"date: {today}; graphkit {version('graphkit-backprop')} at commit {commit()}",
+        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {memory_gib()} GiB, "
+        f"{platform.system()} {platform.machine()}",
         f"versions: python {platform.python_version()}, numpy {np.__version__}, "
         f"{ort_line}, onnx {version('onnx')}, micrograd {version('micrograd')}, "
         f"pydantic {version('pydantic')}, networkx {version('networkx')}",

@@ -14,7 +14,7 @@ import graphkit as gk
 from benchmarks import workloads
 from benchmarks.machine import ort_threads
 from benchmarks.table import Row
-from benchmarks.timing import compare, progress
+from benchmarks.timing import compare_all, progress
 
 TARGET = 1.1
 
@@ -25,7 +25,7 @@ def rows(quick: bool, rounds: int) -> list[Row]:
     from graphkit.io.onnx_export import to_onnx
     from graphkit.io.onnx_import import from_onnx
 
-    graph, inputs, _params = workloads.two_layer_net()
+    graph, inputs, params = workloads.two_layer_net()
     model = to_onnx(graph)
     plan = gk.plan_for(from_onnx(model))
     options = ort.SessionOptions()
@@ -34,9 +34,15 @@ def rows(quick: bool, rounds: int) -> list[Row]:
     ours = gk.execute(plan, inputs).outputs["loss"]
     (theirs,) = session.run(["loss"], inputs)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
-    ours_s, theirs_s = compare(lambda: gk.execute(plan, inputs),
-                               lambda: session.run(["loss"], inputs), rounds)
+    by_hand = workloads.numpy_two_layer_forward(inputs["X"], inputs["y"], **params)
+    np.testing.assert_allclose(ours, by_hand, rtol=1e-4)
+    ours_s, theirs_s, numpy_s = compare_all([
+        lambda: gk.execute(plan, inputs),
+        lambda: session.run(["loss"], inputs),
+        lambda: workloads.numpy_two_layer_forward(inputs["X"], inputs["y"], **params),
+    ], rounds)
     progress(f"onnx: 2-layer forward graphkit {ours_s * 1e3:.3f} ms, "
-             f"onnxruntime {theirs_s * 1e3:.3f} ms")
+             f"onnxruntime {theirs_s * 1e3:.3f} ms, numpy by hand {numpy_s * 1e3:.3f} ms")
     return [Row("2-layer net forward via ONNX vs onnxruntime", ours_s, theirs_s, target=TARGET,
-                note=f"ORT threads: {ort_threads(options)}")]
+                note=f"numpy by hand: {numpy_s * 1e3:.3f} ms; "
+                     f"ORT threads: {ort_threads(options)}")]

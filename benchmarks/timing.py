@@ -46,21 +46,31 @@ def compare(
     min_seconds: float = 0.05,
 ) -> tuple[float, float]:
     """Median seconds per call of candidate and reference, measured alternately."""
-    ours, theirs = [], []
+    ours, theirs = compare_all([candidate, reference], rounds, min_seconds)
+    return ours, theirs
+
+
+def compare_all(
+    fns: list[Callable[[], object]], rounds: int = 15, min_seconds: float = 0.05
+) -> list[float]:
+    """Median seconds per call of each of `fns`, measured in turn, round after round."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
-        ours.append(per_call(candidate, min_seconds))
-        theirs.append(per_call(reference, min_seconds))
-    return statistics.median(ours), statistics.median(theirs)
+        for fn, found in zip(fns, times, strict=True):
+            found.append(per_call(fn, min_seconds))
+    return [statistics.median(found) for found in times]
 
 
-def once(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Seconds of one call of `fn`, and its result. The call starts after a full garbage
-    collection and runs with the collector on: collecting the garbage of a big load is part of
-    what it costs."""
+def once(fn: Callable[[], Any], limit: float = 0) -> tuple[float, Any]:
+    """Seconds of one call of `fn`, and its result; Timeout after `limit` seconds (if > 0).
+    The call starts after a full garbage collection and runs with the collector on:
+    collecting the garbage of a big load is part of what it costs."""
     gc.collect()
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    with time_limit(limit):
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+    return elapsed, result
 
 
 class Timeout(Exception):
