@@ -58,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for name in groups:
         progress(f"== {name}")
+        began = time.perf_counter()
         try:
             rows += GROUPS[name](args.quick, rounds)
         except Exception as exc:  # noqa: BLE001 - one failing group must not hide the others
             traceback.print_exc()
             rows.append(Row(f"{name}: error", None, target=1, failed=True,
                             note=f"{type(exc).__name__}: {exc}"[:200]))
+        progress(f"== {name}: {time.perf_counter() - began:.0f} s")
     print(render(rows))
     missed = sum(row.met == "NO" for row in rows)
     met = sum(row.met == "yes" for row in rows)

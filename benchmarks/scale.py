@@ -111,7 +111,7 @@ def ensure_files(shape: str, n: int) -> tuple[Path, Path]:
 
 
 def repeats(n: int) -> int:
-    return 7 if n <= 1_000 else 5 if n <= 10_000 else 2 if n <= 100_000 else 1
+    return 7 if n <= 1_000 else 5 if n <= 10_000 else 1
 
 
 @dataclass
@@ -249,7 +249,7 @@ def rows(quick: bool, rounds: int) -> list[Row]:
     found = []
     for shape in SHAPES:
         found += shape_rows(shape, sizes, STAGE_LIMIT)
-    found.append(versus_onnxruntime(1 if quick else 3))
+    found.append(versus_onnxruntime(1 if quick else 2))
     return found
 
 
