@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphkit.cli import render
+from graphkit.cli import output
 from graphkit.errors import GraphkitError
 
 
@@ -33,16 +33,16 @@ def check_plugin_command(name: str, examples: int, as_json: bool) -> None:
     reports = [check_gate(op, examples=examples) for op in plugin_gates(name)]
     failed = sum(len(report.failed) for report in reports)
     if as_json:
-        render.print_json({"plugin": name, "ok": failed == 0, "failed": failed,
+        output.print_json({"plugin": name, "ok": failed == 0, "failed": failed,
                            "ops": [report.to_dict() for report in reports]})
     else:
-        title = (f"plugin {name}: {render.count(len(reports), 'op')}, "
-                 f"{render.count(failed, 'failed check')}")
-        table = render.table(title, "op", "check", "status", "detail", wrap=("detail",))
+        title = (f"plugin {name}: {output.count(len(reports), 'op')}, "
+                 f"{output.count(failed, 'failed check')}")
+        table = output.table(title, "op", "check", "status", "detail", wrap=("detail",))
         for report in reports:
             for check in report.checks:
                 status = "FAILED" if check.status == "failed" else check.status
                 table.add_row(report.op.qualname, check.name, status, check.detail)
-        render.show(table)
+        output.show(table)
     if failed:
-        raise GraphkitError(f"{render.count(failed, 'check')} failed in plugin {name}")
+        raise GraphkitError(f"{output.count(failed, 'check')} failed in plugin {name}")

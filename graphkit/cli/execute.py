@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import graphkit
-from graphkit.cli import render
+from graphkit.cli import output
 from graphkit.cli.inputs import (
     blaming,
     collect_inputs,
@@ -51,13 +51,13 @@ def execute_command(
         names = list(wrt) if wrt else parameters(model) if grad else None
         result = graphkit.execute(model, values, wrt=names, of=of, registry=registry)
     if as_json:
-        render.print_json({
-            "outputs": {k: render.to_jsonable(v) for k, v in result.outputs.items()},
-            "gradients": {k: render.to_jsonable(v) for k, v in result.gradients.items()},
+        output.print_json({
+            "outputs": {k: output.to_jsonable(v) for k, v in result.outputs.items()},
+            "gradients": {k: output.to_jsonable(v) for k, v in result.gradients.items()},
         })
         return
-    tables = [render.values_table("outputs", result.outputs)]
+    tables = [output.values_table("outputs", result.outputs)]
     if names is not None:
         target = of or next(iter(result.outputs))
-        tables.append(render.values_table(f"gradients of {target}", result.gradients))
-    render.show(*tables)
+        tables.append(output.values_table(f"gradients of {target}", result.gradients))
+    output.show(*tables)

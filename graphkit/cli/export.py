@@ -6,7 +6,7 @@ import click
 
 import graphkit
 from graphkit.cli.inputs import blaming, graph_argument, load_graph, output_option
-from graphkit.cli.render import count
+from graphkit.cli.output import count
 from graphkit.io.atomic import write_atomic
 
 

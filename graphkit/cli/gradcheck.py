@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import graphkit
-from graphkit.cli import render
+from graphkit.cli import output
 from graphkit.cli.inputs import (
     blaming,
     collect_inputs,
@@ -53,11 +53,11 @@ def gradcheck_command(
     skipped = [name for name in dict.fromkeys(names) if name not in report.errors]
     failed = [name for name, error in report.errors.items() if not error <= tolerance]  # NaN fails
     if as_json:
-        render.print_json({
+        output.print_json({
             "ok": report.ok, "tolerance": tolerance, "errors": report.errors, "skipped": skipped,
         })
     else:
-        table = render.table(
+        table = output.table(
             f"gradient check, tolerance {tolerance:g}", "value", "worst relative error", "result",
             wrap=(),
         )
@@ -65,7 +65,7 @@ def gradcheck_command(
             table.add_row(name, f"{error:.2e}", "FAIL" if name in failed else "ok")
         for name in skipped:
             table.add_row(name, "-", "skipped (intermediate)")
-        render.show(table)
+        output.show(table)
     if failed:
         worst = max(report.errors[name] for name in failed)
         raise GraphkitError(

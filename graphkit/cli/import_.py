@@ -6,7 +6,7 @@ import click
 
 import graphkit
 from graphkit.cli.inputs import blaming, output_option
-from graphkit.cli.render import count
+from graphkit.cli.output import count
 
 
 @click.command("import", short_help="Turn an ONNX model into a graphkit JSON graph.")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 import graphkit
-from graphkit.cli import render
+from graphkit.cli import output
 from graphkit.model import OpRef
 from graphkit.opdef import OpDef
 
@@ -54,10 +54,10 @@ def ops_command(as_json: bool) -> None:
     ops = sorted(registry.ops(), key=lambda op: op.key)
     rows = [describe(op, registry.owner(op)) for op in ops]
     if as_json:
-        render.print_json({"ops": rows})
+        output.print_json({"ops": rows})
         return
-    table = render.table(
-        render.count(len(rows), "op"), "op", "domain", "version", "in", "out", "plugin", "doc",
+    table = output.table(
+        output.count(len(rows), "op"), "op", "domain", "version", "in", "out", "plugin", "doc",
         wrap=("doc",),
     )
     for row in rows:
@@ -65,4 +65,4 @@ def ops_command(as_json: bool) -> None:
             row["op"], row["domain"] or "-", str(row["version"]), str(row["inputs"]),
             str(row["outputs"]), row["plugin"], _short(row["doc"]),
         )
-    render.show(table)
+    output.show(table)

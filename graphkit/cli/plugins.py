@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 import graphkit
-from graphkit.cli import render
+from graphkit.cli import output
 from graphkit.registry import PluginInfo, load_registry, reset_default_registry
 
 plugin_option = click.option(
@@ -53,19 +53,19 @@ def plugins_command(as_json: bool) -> None:
     registry = graphkit.default_registry()
     infos = list(registry.plugins.values())
     if as_json:
-        render.print_json({"plugins": [dataclasses.asdict(info) for info in infos]})
+        output.print_json({"plugins": [dataclasses.asdict(info) for info in infos]})
         return
-    table = render.table(
-        render.count(len(infos), "plugin"), "name", "from", "ops", "errors",
+    table = output.table(
+        output.count(len(infos), "plugin"), "name", "from", "ops", "errors",
         wrap=("from", "ops", "errors"),
     )
     for info in infos:
         table.add_row(
             info.name, source(info),
-            f"{len(info.ops)}: {render.joined(info.ops)}" if info.ops else "0",
+            f"{len(info.ops)}: {output.joined(info.ops)}" if info.ops else "0",
             "; ".join(info.errors) or "-",
         )
-    render.show(table)
+    output.show(table)
 
 
 def source(info: PluginInfo) -> str:

@@ -6,7 +6,7 @@ import click
 
 import graphkit
 from graphkit.cli.inputs import blaming, graph_argument, load_graph
-from graphkit.cli.render import count
+from graphkit.cli.output import count
 
 
 @click.command("validate", short_help="Check a graph file without running it.")
