@@ -8,13 +8,16 @@ turns the upstream gradient into one gradient per input; gradients that meet at 
 
 from __future__ import annotations
 
+import os
+import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from graphkit.codegen import Compiled, compile_run
 from graphkit.errors import ExecutionError, GraphkitError, InputError
 from graphkit.graph import ResolvedGraph, validate
 from graphkit.model import FLOAT_DTYPES, Graph
@@ -81,7 +84,15 @@ def execute(
     plan = plan_for(graph, registry)
     values = _start(plan, inputs or {})
     if wrt is None:
-        _forward(plan, values)
+        compiled = plan._compiled.get(None)
+        if type(compiled) is not Compiled and COMPILE == "always":
+            compiled = _compile(plan, None, None)
+        if type(compiled) is Compiled:
+            _run_compiled(plan, compiled, values, None)
+        else:
+            start = time.perf_counter()
+            _forward(plan, values)
+            _interpreted(plan, None, None, time.perf_counter() - start)
         return Result(_collect_outputs(plan, values))
     key = (of, wrt if isinstance(wrt, str) else tuple(wrt))
     backward = plan._backward.get(key)
@@ -89,13 +100,100 @@ def execute(
         of_name = _choose_output(plan, of)
         backward = plan.backward_plan(of_name, _wrt_names(plan, wrt))
         plan._backward[key] = backward
-    tape = _forward(plan, values, backward)
-    gradients = _backward(plan, backward, tape, _seed(plan, backward, values, seed), values)
-    return Result(_collect_outputs(plan, values), gradients)
+    seeds: list[Any] = []
+
+    def first_gradient(output: Any) -> Any:
+        seeds.append(_seed(plan, backward, output, seed))
+        return seeds[-1]
+
+    compiled = plan._compiled.get(key)
+    if type(compiled) is not Compiled and COMPILE == "always":
+        compiled = _compile(plan, key, backward)
+    if type(compiled) is Compiled:
+        totals = _run_compiled(plan, compiled, values, first_gradient)
+    else:
+        start = time.perf_counter()
+        tape = _forward(plan, values, backward)
+        totals = _backward(plan, backward, tape, first_gradient(values[backward.of]))
+        _interpreted(plan, key, backward, time.perf_counter() - start)
+    return Result(_collect_outputs(plan, values),
+                  _gradients(backward, totals, values, seeds[0]))
+
+
+COMPILE = os.environ.get("GRAPHKIT_COMPILE", "auto")
+"""When runs use a plan's generated code (codegen.py): "auto" once the plan is hot (see
+`_interpreted`), "always" from the first run, "never" (always the interpreter)."""
+
+COMPILE_SECONDS_PER_STEP = 2e-4
+"""About what generating and compiling one step's code costs (codegen.py; measured: 0.15-0.25
+ms per step of a scalar chain)."""
+
+COMPILE_MAX_STEPS = 20_000
+"""Bigger programs stay interpreted: compiling a huge function is slow and memory-hungry, and
+per step the interpreter's overhead is small next to loading and planning such a graph."""
+
+
+def _interpreted(plan: Plan, key: Any, backward: BackwardPlan | None, seconds: float) -> None:
+    """Count an interpreted run's time; compile the program once the time spent interpreting
+    it reaches what compiling would cost (the ski-rental rule: never more than twice the
+    better of the two choices made in hindsight). A plan run a few times, from the CLI or a
+    check, never pays for compiling; a training loop soon runs compiled code."""
+    spent = plan._compiled.get(key, 0.0) + seconds
+    steps = len(plan.steps)
+    if COMPILE != "auto" or steps > COMPILE_MAX_STEPS or spent < COMPILE_SECONDS_PER_STEP * steps:
+        plan._compiled[key] = spent
+        return
+    _compile(plan, key, backward)
+
+
+def _compile(plan: Plan, key: Any, backward: BackwardPlan | None) -> Compiled:
+    compiled = plan._compiled[key] = compile_run(
+        plan, backward,
+        lambda position, index, grad, arg: _conform(plan, plan.steps[position], grad, arg, index),
+        lambda position, local, count: _check_count(plan, plan.steps[position], local, count),
+    )
+    return compiled
+
+
+def _run_compiled(
+    plan: Plan, compiled: Compiled, values: list[Any], seed: Callable[[Any], Any] | None
+) -> list[Any]:
+    try:
+        return compiled.run(values, seed)
+    except GraphkitError:
+        raise
+    except Exception as exc:
+        failed = compiled.failed_step(exc.__traceback__)
+        if failed is None:
+            raise
+        position, phase, args = failed
+        raise _node_error(plan, plan.steps[position], args, phase, exc) from exc
 
 
 def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
-    expected = {info.name for info, _ in plan.inputs}
+    """The run's values: inputs coerced to their declared dtype and shape, and constants."""
+    if inputs.keys() != plan.input_names:
+        _check_names(plan, inputs)
+    values = plan.start.copy()
+    bound: dict[str, int] = {}
+    scalars = plan.scalar_inputs
+    for info, slot in plan.inputs:
+        value = inputs[info.name]
+        kind = scalars.get(slot)
+        if kind is not None and (type(value) is float or type(value) is int
+                                 or type(value) is kind):
+            try:
+                values[slot] = kind(value)  # a Python number into a declared 0-d float input
+                continue
+            except OverflowError:  # an int beyond float range: the full coercion says so
+                pass
+        value = coerce_input(info, value, bound)
+        values[slot] = value[()] if value.ndim == 0 else value  # scalars: numpy's fast path
+    return values
+
+
+def _check_names(plan: Plan, inputs: Mapping[str, Any]) -> None:
+    expected = plan.input_names
     unknown = sorted(set(inputs) - expected)
     if unknown:
         raise InputError(
@@ -106,14 +204,6 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
     if missing:
         names = ", ".join(map(repr, missing))
         raise InputError(f"graph {plan.name!r} needs a value for input {names}")
-    values: list[Any] = [None] * len(plan.slots)
-    bound: dict[str, int] = {}
-    for info, slot in plan.inputs:
-        value = coerce_input(info, inputs[info.name], bound)
-        values[slot] = value[()] if value.ndim == 0 else value  # scalars: numpy's fast path
-    for _name, slot, array in plan.constants:
-        values[slot] = array[()] if array.ndim == 0 else array
-    return values
 
 
 def _forward(
@@ -171,9 +261,9 @@ SMALL_BYTES = 64
 
 
 def _backward(
-    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, list[Any], Any]], seed: Any,
-    values: list[Any],
-) -> dict[str, np.ndarray]:
+    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, list[Any], Any]], seed: Any
+) -> list[Any]:
+    """Run the tape in reverse; the total gradient of each wrt value (None: no path)."""
     grads: list[Any] = [None] * len(plan.slots)
     grads[backward.of] = seed
     keep = {slot for _name, slot in backward.wrt}
@@ -214,10 +304,16 @@ def _backward(
         raise
     except Exception as exc:
         raise _node_error(plan, plan.steps[position], tuple(args), "backward", exc) from exc
+    return [grads[slot] for _name, slot in backward.wrt]
+
+
+def _gradients(
+    backward: BackwardPlan, totals: list[Any], values: list[Any], seed: Any
+) -> dict[str, np.ndarray]:
+    """The wrt values' gradients as arrays: zeros where no path reached, never two aliases."""
     result = {}
     handed_out = {id(seed)}
-    for name, slot in backward.wrt:
-        grad = grads[slot]
+    for (name, slot), grad in zip(backward.wrt, totals, strict=True):
         if grad is None:  # the value does not reach the output
             grad = np.zeros_like(values[slot])
         grad = np.asarray(grad)
@@ -351,11 +447,14 @@ def _is_float(plan: Plan, name: str) -> bool:
     return dtype is None or dtype in FLOAT_DTYPES
 
 
-def _seed(plan: Plan, backward: BackwardPlan, values: list[Any], seed: Any) -> Any:
-    output = values[backward.of]
+def _seed(plan: Plan, backward: BackwardPlan, output: Any, seed: Any) -> Any:
+    """The first upstream gradient: ones like the output, or the caller's seed checked."""
+    if seed is None and output.__class__ in FLOAT_SCALARS:
+        return output.__class__(1)
+    kind = np.result_type(output).kind
     of = next(name for name, slot in plan.slots.items() if slot == backward.of) \
-        if seed is not None or np.result_type(output).kind != "f" else ""
-    if np.result_type(output).kind != "f":
+        if seed is not None or kind != "f" else ""
+    if kind != "f":
         raise InputError(f"{of!r} is {np.result_type(output)}: only float values have gradients")
     if seed is None:
         return np.ones_like(output)
@@ -363,6 +462,9 @@ def _seed(plan: Plan, backward: BackwardPlan, values: list[Any], seed: Any) -> A
     if seed.shape != np.shape(output):
         raise InputError(f"seed has shape {seed.shape}, {of!r} has {np.shape(output)}")
     return seed
+
+
+FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64})
 
 
 def _collect_outputs(plan: Plan, values: list[Any]) -> dict[str, np.ndarray]:

@@ -68,10 +68,30 @@ class Plan:
     _backward: dict[Any, BackwardPlan] = field(default_factory=dict)
     program: list[tuple[Any, ...]] = field(default_factory=list)
     """The forward-only pass: (forward, ins, out, multi, frees, record=0) per step."""
+    _compiled: dict[Any, Any] = field(default_factory=dict)
+    """Per program (None: forward only; else execute's backward key): seconds spent running
+    it interpreted, or its generated function once it is hot (execute._interpreted)."""
+
+    input_names: frozenset[str] = frozenset()
+    """The names `inputs` must have (derived)."""
+    start: list[Any] = field(default_factory=list)
+    """A run's first values (derived): constants in their slots (0-d ones as numpy scalars,
+    which numpy computes with faster), None elsewhere."""
+    scalar_inputs: dict[int, type] = field(default_factory=dict)
+    """Float inputs declared 0-d (derived): slot -> numpy scalar type, so a Python number
+    becomes the declared scalar in one call instead of a full coercion."""
 
     def __post_init__(self) -> None:
         if not self.program:
             self.program = _program(self.steps, self.free_after, {})
+        self.input_names = frozenset(info.name for info, _slot in self.inputs)
+        self.start = [None] * len(self.slots)
+        for _name, slot, array in self.constants:
+            self.start[slot] = array[()] if array.ndim == 0 else array
+        self.scalar_inputs = {
+            slot: np.dtype(info.dtype).type for info, slot in self.inputs
+            if info.dtype in FLOAT_DTYPES and info.shape == []
+        }
 
     @property
     def name(self) -> str:

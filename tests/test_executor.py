@@ -4,6 +4,7 @@ which rules run, and what a run keeps in memory."""
 from __future__ import annotations
 
 import gc
+import importlib
 import tracemalloc
 import weakref
 from typing import Any
@@ -31,6 +32,13 @@ def with_ops(*ops: OpDef) -> graphkit.Registry:
     registry = graphkit.builtin_registry(strict=True)
     registry.register_plugin(Plugin(*ops), name="test-ops")
     return registry
+
+
+@pytest.fixture(autouse=True, params=["interpreted", "compiled"])
+def _both_executors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs on the interpreter and on compiled plans (codegen.py)."""
+    mode = "never" if request.param == "interpreted" else "always"
+    monkeypatch.setattr(importlib.import_module("graphkit.execute"), "COMPILE", mode)
 
 
 def run(graph: Graph, inputs: dict[str, Any], registry: graphkit.Registry, **kwargs: Any):

@@ -3,6 +3,8 @@ and every gradient, built both with GraphBuilder and as plain data (Graph.model_
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,13 @@ def xyz_from_dict() -> Graph:
             {"op": "Mul", "inputs": ["q", "z"], "outputs": ["f"]},
         ],
     })
+
+
+@pytest.fixture(autouse=True, params=["interpreted", "compiled"])
+def _both_executors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs on the interpreter and on compiled plans (codegen.py)."""
+    mode = "never" if request.param == "interpreted" else "always"
+    monkeypatch.setattr(importlib.import_module("graphkit.execute"), "COMPILE", mode)
 
 
 def test_builder_and_dict_give_the_same_model() -> None:
