@@ -7,6 +7,7 @@ expression and backpropagates through it, as its users do.
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 import graphkit as gk
 from benchmarks.table import Row
-from benchmarks.timing import compare, per_call, progress
+from benchmarks.timing import compare, per_call, progress, steady
 from graphkit.model import Constant, Graph, Node, ValueInfo
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -77,10 +78,23 @@ def _micrograd() -> Any:
     return micrograd_ref
 
 
+def _interpreted(fn: Any) -> float:
+    """Seconds per call of `fn` with plans kept interpreted (GRAPHKIT_COMPILE=never)."""
+    executor = importlib.import_module("graphkit.execute")
+    mode, executor.COMPILE = executor.COMPILE, "never"
+    try:
+        return per_call(fn, 0.2)
+    finally:
+        executor.COMPILE = mode
+
+
 def neuron_rows(rounds: int) -> list[Row]:
     plan = gk.plan_for(sigmoid_neuron_graph())
+    interpreted = _interpreted(lambda: gk.execute(plan, NEURON_INPUTS, wrt="all"))
+    warm = steady(lambda: gk.execute(plan, NEURON_INPUTS, wrt="all"), plan)
     absolute = per_call(lambda: gk.execute(plan, NEURON_INPUTS, wrt="all"), 0.2)
-    rows = [Row("sigmoid neuron (8 gates) fwd+bwd, per call", absolute)]
+    rows = [Row("sigmoid neuron (8 gates) fwd+bwd, per call", absolute,
+                note=f"{warm}; interpreted: {interpreted * 1e6:.1f} us")]
     mg = _micrograd()
     name = "sigmoid neuron fwd+bwd vs micrograd"
     if mg is None:
@@ -116,6 +130,8 @@ def chain_rows(rounds: int, n: int = CHAIN_OPS) -> list[Row]:
     try:
         expected = mg.scalar_chain(CHAIN_X, n)
         got = chain_gradient(plan)
+        interpreted = _interpreted(lambda: chain_gradient(plan)) / n
+        warm = steady(lambda: chain_gradient(plan), plan)
         if not math.isclose(got, expected, rel_tol=1e-9):
             raise AssertionError(f"chain gradient: graphkit {got}, micrograd {expected}")
         ours, theirs = compare(lambda: chain_gradient(plan),
@@ -128,7 +144,7 @@ def chain_rows(rounds: int, n: int = CHAIN_OPS) -> list[Row]:
              f"({collected * 1e6:.2f} with the garbage collector on)")
     return [
         Row(f"{name}, absolute", ours, ratio=ours * 1e6, target=US_PER_OP * 1e6,
-            ratio_unit="us/op"),
+            ratio_unit="us/op", note=f"{warm}; interpreted: {interpreted * 1e6:.2f} us/op"),
         Row(f"{name} vs micrograd", ours, theirs, target=VERSUS_MICROGRAD,
             note=f"garbage collector off in both, as timeit; micrograd with it on: "
                  f"{collected * 1e6:.2f} us/op"),

@@ -41,6 +41,27 @@ def per_call(
         count *= 2
 
 
+def steady(fn: Callable[[], object], plan: Any, limit: float = 120.0) -> str:
+    """Run `fn` (which runs `plan`) until graphkit has compiled every program of the plan it
+    runs, as a training loop soon would (execute.py compiles a plan once the time spent
+    interpreting it reaches the estimated cost of compiling it). Timings then measure the
+    steady state, as benchmarks of JIT-compiling runtimes do. Returns a note saying how long
+    that took."""
+    from graphkit.codegen import Compiled
+
+    start = time.perf_counter()
+    runs = 0
+    while True:
+        fn()
+        runs += 1
+        states = list(plan._compiled.values())
+        if states and all(isinstance(state, Compiled) for state in states):
+            break
+        if time.perf_counter() - start > limit:
+            return f"not compiled after {runs} runs ({limit:.0f} s): interpreted"
+    return f"compiled after {runs} runs ({time.perf_counter() - start:.2f} s)"
+
+
 def compare(
     candidate: Callable[[], object], reference: Callable[[], object], rounds: int = 15,
     min_seconds: float = 0.05,

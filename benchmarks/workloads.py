@@ -66,7 +66,10 @@ def numpy_two_layer_forward(
     return -log_probs[np.arange(X.shape[0]), y].mean()
 
 
-def graphkit_two_layer_step(graph: gk.Graph, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+def graphkit_two_layer_step(
+    graph: gk.Graph, inputs: dict[str, np.ndarray]
+) -> tuple[Any, Callable[[], Any]]:
+    """The plan of the 2-layer net and one training step on it (forward and gradients)."""
     plan = gk.plan_for(graph)
     wrt = ["W1", "b1", "W2", "b2"]
-    return lambda: gk.execute(plan, inputs, wrt=wrt)
+    return plan, lambda: gk.execute(plan, inputs, wrt=wrt)
