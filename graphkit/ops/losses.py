@@ -49,8 +49,9 @@ def _cross_entropy(scores: Any, labels: Any) -> Any:
 
 
 def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, None]:
-    onehot = P.one_hot(labels, scores.shape[1], scores.dtype)
-    return (g * (P.softmax(scores) - onehot) / scores.shape[0], None)
+    direction = P.softmax_minus_one_hot(scores, labels)
+    direction *= g / scores.shape[0]
+    return (direction, None)
 
 
 def _margins(scores: Any, labels: Any, margin: float) -> tuple[Any, Any]:

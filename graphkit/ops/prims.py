@@ -100,6 +100,14 @@ def softmax(x: Any, axis: int = -1) -> Any:
     return shifted / np.add.reduce(shifted, axis=axis, keepdims=True)
 
 
+def softmax_minus_one_hot(x: Any, labels: Any) -> Any:
+    """softmax(x) - one_hot(labels) for a matrix of rows: the direction of the cross-entropy's
+    gradient, without building the one-hot (1 is taken off each row's label in place)."""
+    probabilities = softmax(x)
+    probabilities[np.arange(probabilities.shape[0]), labels] -= 1
+    return probabilities
+
+
 def log_softmax(x: Any, axis: int = -1) -> Any:
     shifted = x - row_max(x, axis)
     return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
