@@ -1,6 +1,8 @@
 """graphkit: computational graphs as data, gates as plugins, backpropagation on numpy."""
 
+from graphkit import optim, train
 from graphkit.builder import GraphBuilder, Value
+from graphkit.draw import DrawError, Drawing, render, to_dot
 from graphkit.errors import (
     ExecutionError,
     FormatError,
@@ -16,6 +18,7 @@ from graphkit.hookspecs import hookimpl
 from graphkit.io import dumps, load, loads, save
 from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo
 from graphkit.opdef import PLUGIN_API_VERSION, Meta, NoAttributes, OpDef
+from graphkit.optim import SGD, Adam
 from graphkit.registry import (
     PluginInfo,
     Registry,
@@ -24,6 +27,7 @@ from graphkit.registry import (
     load_registry,
     register_plugin,
 )
+from graphkit.train import TrainingInterrupted, fit
 
 __all__ = [
     "PLUGIN_API_VERSION", "Constant", "ExecutionError", "FormatError", "GradcheckReport",
@@ -34,4 +38,6 @@ __all__ = [
     "default_registry", "dumps", "execute", "load", "loads", "save", "from_nx", "gradcheck",
     "hookimpl", "load_registry", "register_plugin",
     "plan_for", "to_nx", "validate",
+    "DrawError", "Drawing", "render", "to_dot",
+    "Adam", "SGD", "TrainingInterrupted", "fit", "optim", "train",
 ]

@@ -23,6 +23,8 @@ from graphkit.cli.import_ import import_command
 from graphkit.cli.new_plugin import new_plugin_command
 from graphkit.cli.ops import ops_command
 from graphkit.cli.plugins import plugin_option, plugins_command, use_plugins
+from graphkit.cli.render import render_command
+from graphkit.cli.train import train_command
 from graphkit.cli.validate import validate_command
 from graphkit.errors import GraphkitError
 
@@ -100,6 +102,8 @@ cli.add_command(ops_command)
 cli.add_command(plugins_command)
 cli.add_command(check_plugin_command)
 cli.add_command(new_plugin_command)
+cli.add_command(render_command)
+cli.add_command(train_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
