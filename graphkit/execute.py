@@ -12,6 +12,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from graphkit.codegen import Compiled, compile_run
 from graphkit.errors import ExecutionError, GraphkitError, InputError
+from graphkit.gcpause import gc_paused
 from graphkit.graph import ResolvedGraph, validate
 from graphkit.model import FLOAT_DTYPES, Graph
 from graphkit.opdef import Meta
@@ -113,12 +115,17 @@ def execute(
         totals = _run_compiled(plan, compiled, values, first_gradient)
     else:
         start = time.perf_counter()
-        tape = _forward(plan, values, backward)
-        totals = _backward(plan, backward, tape, first_gradient(values[backward.of]))
+        with gc_paused() if len(plan.steps) > PAUSE_GC_STEPS else nullcontext():
+            tape = _forward(plan, values, backward)
+            totals = _backward(plan, backward, tape, first_gradient(values[backward.of]))
         _interpreted(plan, key, backward, time.perf_counter() - start)
     return Result(_collect_outputs(plan, values),
                   _gradients(backward, totals, values, seeds[0]))
 
+
+PAUSE_GC_STEPS = 10_000
+"""Runs of bigger plans pause the cyclic garbage collector: their tape holds a tuple per step,
+none of them garbage, and full collections would traverse them all again and again."""
 
 COMPILE = os.environ.get("GRAPHKIT_COMPILE", "auto")
 """When runs use a plan's generated code (codegen.py): "auto" once the plan is hot (see

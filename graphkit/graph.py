@@ -8,6 +8,7 @@ edge op -> value the output position, so `x * x` is two parallel edges.
 from __future__ import annotations
 
 import functools
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from graphkit.errors import GraphValidationError
+from graphkit.gcpause import gc_paused
 from graphkit.model import Graph, Node
 from graphkit.opdef import OpDef, Shape
 from graphkit.ops.shapes import show
@@ -176,8 +178,148 @@ def _agree(declared: list[Any], inferred: tuple[Any, ...]) -> bool:
 
 
 def validate(graph: Graph, registry: Registry | None = None) -> ResolvedGraph:
-    """Check every rule and resolve every op; raise GraphValidationError listing all problems."""
+    """Check every rule and resolve every op; raise GraphValidationError listing all problems.
+
+    A graph that is valid and in running order (the common case) passes one linear sweep,
+    `_resolve_in_order`; anything else (a problem, another order) is then checked rule by rule,
+    `_validate`, which names every problem. The garbage collector is paused meanwhile
+    (`graphkit.gcpause`).
+    """
     registry = registry or default_registry()
+    with gc_paused():
+        resolved = _resolve_in_order(graph, registry)
+        return resolved if resolved is not None else _validate(graph, registry)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_pack_float = struct.Struct("<d").pack
+
+
+def _frozen(value: Any) -> Any:
+    """A JSON value as a hashable key that tells apart what validation may tell apart: 1, 1.0
+    and True; 0.0 and -0.0 (floats by their bits)."""
+    kind = type(value)
+    if kind is float:
+        return (float, _pack_float(value))
+    if kind is list:
+        return (list, tuple(_frozen(item) for item in value))
+    if kind is dict:
+        return (dict, tuple((key, _frozen(item)) for key, item in value.items()))
+    return (kind, value)  # a str, int, bool or None (anything unhashable: TypeError)
+
+
+def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
+    """The resolved graph, in one sweep, if it is valid and its nodes are in running order;
+    None as soon as anything is not so (`_validate` then finds out what).
+
+    Per node: one lookup of its op, count checks, shape inference. An op is looked up, and a
+    set of attribute values validated, once per distinct one (by identity of the OpRef, which
+    loaders share between nodes; by value of the attributes): a big graph has few distinct ones.
+    """
+    nodes = graph.nodes
+    shapes: dict[str, Shape] = {}
+    for info in graph.inputs:
+        shapes[info.name] = None if info.shape is None else tuple(info.shape)
+    for constant in graph.constants:
+        shapes[constant.name] = tuple(constant.shape)
+    if len(shapes) != len(graph.inputs) + len(graph.constants):
+        return None
+    renamed = False  # some node is not named after its first output
+    # id(OpRef) -> the OpRef (kept alive, so ids stay unique), its op, the op's counts, and its
+    # attributes validated from {} if valid and all scalars (else None: see `_validated`)
+    by_ref: dict[int, tuple[Any, OpDef, int, bool, int, dict[str, Any] | None]] = {}
+    validated: dict[Any, dict[str, Any]] = {}
+    ops: list[OpDef] = []
+    attrs: list[dict[str, Any]] = []
+    for node in nodes:
+        ref = node.op
+        hit = by_ref.get(id(ref))
+        if hit is None:
+            found = registry.get(ref)
+            if found is None:
+                return None
+            _validated(found, {}, validated)
+            hit = by_ref[id(ref)] = (ref, found, found.num_inputs, found.variadic,
+                                     found.num_outputs, validated.get((id(found), ())))
+        _ref, op, num_inputs, variadic, num_outputs, bare = hit
+        inputs, outputs = node.inputs, node.outputs
+        count = len(inputs)
+        if (count < num_inputs if variadic else count != num_inputs) \
+                or len(outputs) != num_outputs:
+            return None
+        given = node.attributes
+        attributes = bare.copy() if bare is not None and not given else _validated(
+            op, given, validated)
+        if attributes is None:
+            return None
+        try:
+            args = [shapes[value] for value in inputs]
+        except KeyError:
+            return None  # not defined yet: another order, or not at all
+        if op.infer is not None:
+            try:
+                result = list(op.infer(*args, **attributes))
+            except ValueError:
+                return None
+            if len(result) < len(outputs):
+                return None
+        else:
+            result = [None] * len(outputs)
+        for value, shape in zip(outputs, result, strict=False):
+            count = len(shapes)
+            shapes[value] = shape
+            if len(shapes) == count:
+                return None  # defined twice
+        if node.name != outputs[0]:
+            renamed = True
+        ops.append(op)
+        attrs.append(attributes)
+    # Outputs are unique, so names taken from them are: only other names need checking.
+    if renamed and len({node.name for node in nodes}) != len(nodes):
+        return None
+    for info in graph.outputs:
+        if info.name not in shapes:
+            return None
+        inferred = shapes[info.name]
+        if info.shape is not None and inferred is not None and not _agree(info.shape, inferred):
+            return None
+    owners = {id(op): registry.owner(op) for op in {id(op): op for op in ops}.values()}
+    return ResolvedGraph(
+        model=graph,
+        order=list(range(len(nodes))),
+        ops=ops,
+        attributes=attrs,
+        plugins=[owners[id(op)] for op in ops],
+        shapes=shapes,
+    )
+
+
+def _validated(
+    op: OpDef, attributes: dict[str, Any], cache: dict[Any, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The node's attributes validated by its op (a new dict), or None if they are not valid.
+
+    Validated once per op and distinct values when the result holds only immutable scalars, so
+    that a shallow copy is a copy."""
+    try:
+        key = (id(op), tuple((name, _frozen(value)) for name, value in attributes.items()))
+        found = cache.get(key)
+    except TypeError:  # an unhashable value
+        key, found = None, None
+    if found is not None:
+        return found.copy()
+    try:
+        values = dict(op.attributes.model_validate(attributes))
+    except PydanticValidationError:
+        return None
+    if key is not None and all(type(value) in _SCALARS for value in values.values()):
+        cache[key] = values
+        return values.copy()
+    return values
+
+
+def _validate(graph: Graph, registry: Registry) -> ResolvedGraph:
+    """Check rule by rule, in any order of the nodes, naming every problem."""
     problems: list[str] = []
     for name, count in Counter(node.name for node in graph.nodes).items():
         if count > 1:

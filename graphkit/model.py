@@ -16,6 +16,7 @@ from pydantic import (
     JsonValue,
     StrictBool,
     StrictInt,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
     model_validator,
@@ -70,6 +71,11 @@ def _parse_op(text: str) -> tuple[tuple[str, Any], ...]:
             ("version", int(match["version"] or 1)))
 
 
+_set_attribute = object.__setattr__
+_OP_REFS: dict[tuple[type, str], Any] = {}
+_OP_REFS_LIMIT = 4096
+
+
 class OpRef(_Strict):
     """Which op a node runs: `domain::Name@version`; the built-in domain is the empty string."""
 
@@ -84,12 +90,21 @@ class OpRef(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     version: Annotated[int, Field(ge=1)] = 1
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _from_string(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            return dict(_parse_op(data))
-        return data
+    def _from_string(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """The string form validates once per distinct string: a big graph names few ops, and
+        an OpRef is immutable, so its nodes share one instance."""
+        if not isinstance(data, str):
+            return handler(data)
+        key = (cls, data)
+        found = _OP_REFS.get(key)
+        if found is None:
+            found = handler(dict(_parse_op(data)))
+            if len(_OP_REFS) >= _OP_REFS_LIMIT:
+                _OP_REFS.clear()
+            _OP_REFS[key] = found
+        return found
 
     @model_serializer
     def _to_string(self) -> str:
@@ -198,7 +213,10 @@ class Constant(Tensor):
 
 
 def _name_optional(schema: dict[str, Any]) -> None:
+    """`name` may be left out (it defaults to the first output's name), and has no default of
+    its own: the "" the model holds until its validator fills it in is not a valid name."""
     schema["required"] = [r for r in schema.get("required", []) if r != "name"]
+    schema["properties"]["name"].pop("default", None)
 
 
 class Node(_Strict):
@@ -209,20 +227,88 @@ class Node(_Strict):
 
     model_config = ConfigDict(json_schema_extra=_name_optional)
 
-    name: Name
+    # "" until `_default_name` fills it in; an explicit "" is refused (too short)
+    name: Name = ""
     op: OpRef
     inputs: list[Annotated[str, Field(max_length=256)]] = []
     outputs: list[Name] = Field(min_length=1)
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "name" not in data:
-            outputs = data.get("outputs")
-            if isinstance(outputs, list) and outputs and isinstance(outputs[0], str):
-                return {**data, "name": outputs[0]}
-        return data
+    @model_validator(mode="after")
+    def _default_name(self) -> Node:
+        """An "after" validator, not a "before" one: a "before" validator makes pydantic turn
+        every node of a JSON document into Python objects first and validate those again.
+
+        Also swaps the node's set of given fields for a shared one (`_shared_fields`)."""
+        fields = self.__pydantic_fields_set__
+        if "name" not in fields:
+            self.__dict__["name"] = self.outputs[0]  # a valid Name: outputs are Names
+            fields.add("name")
+        _set_attribute(self, "__pydantic_fields_set__", _shared_fields(fields))
+        return self
+
+
+class _SharedFields(set):  # type: ignore[type-arg]
+    """One set of given field names (`model_fields_set`) for many nodes: a 5-name set takes
+    472 bytes, a third of a loaded node. Frozen models never change theirs (pydantic copies
+    it first, in `model_copy`); a change would show in every node, so this one refuses any,
+    and its copies are plain sets."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a node's fields set is shared between nodes: copy it to change it")
+
+    add = discard = remove = pop = clear = update = _refuse
+    intersection_update = difference_update = symmetric_difference_update = _refuse
+    __ior__ = __iand__ = __isub__ = __ixor__ = _refuse  # type: ignore[assignment]
+
+    def __copy__(self) -> set[str]:
+        return set(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> set[str]:
+        return set(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (set, (list(self),))
+
+
+_SHARED_FIELDS: dict[frozenset[str], _SharedFields] = {}
+
+
+def _shared_fields(fields: set[str]) -> set[str]:
+    """The shared set equal to `fields` (of Node's field names: at most 32 of them)."""
+    key = frozenset(fields)
+    shared = _SHARED_FIELDS.get(key)
+    if shared is None:
+        shared = _SHARED_FIELDS.setdefault(key, _SharedFields(key))
+    return shared
+
+
+_ALL_FIELDS = _shared_fields(set(Node.model_fields))
+_new_object = object.__new__
+_CONSTRUCT_BY_HAND = (Node.__pydantic_post_init__ is None and not Node.__private_attributes__
+                      and Node.model_config.get("extra") != "allow")
+
+
+def trusted_node(
+    name: str, op: OpRef, inputs: list[str], outputs: list[str], attributes: dict[str, Any]
+) -> Node:
+    """A Node built without validation, for loaders that have checked every part themselves:
+    names of 1 to 256 characters (inputs may be ""), at least one output, an OpRef, attributes
+    that passed as `dict[str, JsonValue]`; the lists and dict become the node's own.
+
+    What pydantic's `model_construct` does, without its per-field search for aliases and
+    defaults, which makes it slower than validating; a test checks both give equal nodes.
+    """
+    if not _CONSTRUCT_BY_HAND:
+        return Node.model_construct(name=name, op=op, inputs=inputs, outputs=outputs,
+                                    attributes=attributes)
+    node = _new_object(Node)
+    _set_attribute(node, "__dict__", {"name": name, "op": op, "inputs": inputs,
+                                      "outputs": outputs, "attributes": attributes})
+    _set_attribute(node, "__pydantic_fields_set__", _ALL_FIELDS)
+    _set_attribute(node, "__pydantic_extra__", None)
+    _set_attribute(node, "__pydantic_private__", None)
+    return node
 
 
 class Graph(_Strict):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.errors import InputError
+from graphkit.gcpause import gc_paused
 from graphkit.graph import ResolvedGraph
 from graphkit.model import FLOAT_DTYPES, ValueInfo
 
@@ -111,7 +112,8 @@ class Plan:
         key = (of, wrt)
         cached = self._backward.get(key)
         if cached is None:
-            cached = self._backward[key] = self._build_backward(of, wrt)
+            with gc_paused():  # a big plan's sets and tuples are no garbage (gcpause.py)
+                cached = self._backward[key] = self._build_backward(of, wrt)
         return cached
 
     def _between(self, of: str, wrt: tuple[str, ...]) -> tuple[set[int], set[int]]:
@@ -208,6 +210,11 @@ def _last_uses(steps: list[Step], keep: set[int]) -> tuple[tuple[int, ...], ...]
 
 def compile_plan(resolved: ResolvedGraph) -> Plan:
     """Turn a validated graph into a plan; done once per graph, reused by every run."""
+    with gc_paused():  # millions of steps and tuples, none of them garbage (gcpause.py)
+        return _compile(resolved)
+
+
+def _compile(resolved: ResolvedGraph) -> Plan:
     model = resolved.model
     slots: dict[str, int] = {}
 

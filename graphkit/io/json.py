@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from graphkit.errors import FormatError
+from graphkit.gcpause import gc_paused
 from graphkit.io.atomic import write_atomic
 from graphkit.io.reading import max_file_bytes, read_capped
 from graphkit.model import FORMAT_VERSION, Graph
@@ -31,28 +33,48 @@ def load_json(path: str | os.PathLike[str]) -> Graph:
 
 
 def loads(data: bytes | str, source: str = "<string>") -> Graph:
-    """Parse a graph document; `source` names it in errors."""
+    """Parse a graph document; `source` names it in errors. (pydantic parses and validates it
+    in one go; the garbage collector is paused meanwhile: `graphkit.gcpause`.)"""
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogatepass")
     if len(data) > max_file_bytes():
         raise FormatError(f"{source}: {len(data)} bytes is over the limit of {max_file_bytes()}")
-    try:
-        graph = Graph.model_validate_json(data)
-    except ValidationError as exc:
-        raise FormatError(f"{source}: {_describe(exc)}") from None
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{source}: {_shorten(str(exc))}") from None
-    # The parser reads NaN, Infinity and 1e999 as floats; JSON has no such numbers, and saving
-    # them would fail, so free-form values must hold finite numbers only (tensors check theirs).
-    values = [("metadata", graph.metadata)]
-    values += [(i, n.attributes) for i, n in enumerate(graph.nodes) if n.attributes]
-    for where, value in values:
-        found = _non_finite(value, where if isinstance(where, str) else
-                            f"nodes[{where}].attributes")
-        if found:
-            problem = f"{found}: not a finite number (JSON has no NaN, Infinity)"
-            raise FormatError(f"{source}: {_shorten(problem)}")
-    return graph
+    with gc_paused():
+        try:
+            graph = Graph.model_validate_json(data)
+        except ValidationError as exc:
+            raise FormatError(f"{source}: {_describe(exc)}") from None
+        except (ValueError, RecursionError) as exc:
+            raise FormatError(f"{source}: {_shorten(str(exc))}") from None
+        # The parser reads NaN, Infinity and 1e999 as floats; JSON has no such numbers, and
+        # saving them would fail, so free-form values must hold finite numbers only (tensors
+        # check theirs).
+        values = [("metadata", graph.metadata)]
+        values += [(i, n.attributes) for i, n in enumerate(graph.nodes)
+                   if n.attributes and not _all_finite(n.attributes.values())]
+        for where, value in values:
+            found = _non_finite(value, where if isinstance(where, str) else
+                                f"nodes[{where}].attributes")
+            if found:
+                problem = f"{found}: not a finite number (JSON has no NaN, Infinity)"
+                raise FormatError(f"{source}: {_shorten(problem)}")
+        return graph
+
+
+def _all_finite(values: Iterable[Any]) -> bool:
+    """Whether JSON values hold no NaN or infinity: `_non_finite` without building paths, for
+    the values of a node's attributes (flat, mostly: nested ones take a recursion)."""
+    for value in values:
+        kind = type(value)  # (JSON gives exact types)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is dict:
+            if not _all_finite(value.values()):
+                return False
+        elif kind is list and not _all_finite(value):
+            return False
+    return True
 
 
 def _non_finite(value: Any, where: str) -> str | None:

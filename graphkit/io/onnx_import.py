@@ -3,14 +3,22 @@
 Loading untrusted files is safe: the size is capped before parsing, truncated or malformed
 protobuf is a FormatError, ir_version 0 (what empty bytes parse to) and unknown versions are
 refused, and external data is read only from plain files inside the model's own folder.
+
+Speed: a big graph has few distinct kinds of node (op type, attributes, graphkit's metadata),
+so what a node becomes is worked out once per kind, found by the node's bytes other than its
+inputs, outputs and name (`_bytes_key`), including the check that its attributes round-trip
+exactly; later nodes of the kind are built without validating again (`trusted_node`). The
+garbage collector is paused meanwhile (`graphkit.gcpause`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, inliner, numpy_helper
 
 from graphkit.errors import FormatError, GraphkitError
+from graphkit.gcpause import gc_paused
 from graphkit.io.onnx_types import (
     ATTRIBUTES_KEY,
     EXTRA_KEY,
@@ -31,7 +40,7 @@ from graphkit.io.onnx_types import (
     dtype_from_onnx,
 )
 from graphkit.io.reading import max_file_bytes, read_capped
-from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo
+from graphkit.model import Constant, Graph, Node, OpRef, Tensor, ValueInfo, trusted_node
 from graphkit.onnxmap import OnnxMapping, mappings
 from graphkit.opdef import OpDef
 from graphkit.registry import Registry, default_registry
@@ -43,9 +52,14 @@ def load_onnx(path: str | os.PathLike[str], registry: Registry | None = None) ->
     """Read an .onnx file into a graph; every problem is a FormatError naming the file."""
     source = Path(path)
     data = read_capped(source, "an ONNX model")
-    model = parse_model(data, str(source))
-    _load_external_data(model, source.parent.resolve(), str(source))
-    return from_onnx(model, registry, str(source))
+    with gc_paused():
+        model = parse_model(data, str(source))
+        reader = _ExternalReader(source.parent.resolve(), str(source))
+        # the graph's own nodes are read as the import meets them (`_Kind.external`): looking
+        # at every attribute of every node up front would cost as much as the import itself
+        for tensor in _external_tensors(model, graph_nodes=False):
+            reader.read(tensor)
+        return _import(model, registry, str(source), reader)
 
 
 def parse_model(data: bytes, source: str = "<bytes>") -> onnx.ModelProto:
@@ -68,27 +82,37 @@ def parse_model(data: bytes, source: str = "<bytes>") -> onnx.ModelProto:
 
 
 def _external_tensors(
-    model: onnx.ModelProto, functions: bool = True
+    model: onnx.ModelProto, functions: bool = True, graph_nodes: bool = True
 ) -> Iterable[onnx.TensorProto]:
-    """Tensors with external data: initializers, node attributes, and (unless told not to)
-    node attributes in model-local function bodies (inlining copies those into the graph)."""
+    """Tensors with external data: initializers, node attributes of the graph (unless told
+    not to) and of model-local function bodies (ditto; inlining copies those into the graph)."""
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             yield tensor
-    bodies = [model.graph, *model.functions] if functions else [model.graph]
+    bodies = ([model.graph] if graph_nodes else []) + (list(model.functions) if functions else [])
     for node in (node for body in bodies for node in body.node):
-        for attribute in node.attribute:
-            tensors = [attribute.t] if attribute.HasField("t") else []
-            for tensor in [*tensors, *attribute.tensors]:
-                if tensor.data_location == onnx.TensorProto.EXTERNAL:
-                    yield tensor
+        yield from _external_attribute_tensors(node)
 
 
-def _load_external_data(model: onnx.ModelProto, folder: Path, source: str) -> None:
-    """Read external tensor data, but only from regular files inside the model's folder."""
-    tensors = list(_external_tensors(model))
-    total = 0
-    for tensor in tensors:
+def _external_attribute_tensors(node: onnx.NodeProto) -> Iterable[onnx.TensorProto]:
+    for attribute in node.attribute:
+        tensors = [attribute.t] if attribute.HasField("t") else []
+        for tensor in [*tensors, *attribute.tensors]:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                yield tensor
+
+
+class _ExternalReader:
+    """Reads external tensor data, but only from regular files inside the model's folder, and
+    no more than the file size limit in all."""
+
+    def __init__(self, folder: Path, source: str) -> None:
+        self.folder = folder
+        self.source = source
+        self.total = 0
+
+    def read(self, tensor: onnx.TensorProto) -> None:
+        folder, source = self.folder, self.source
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
         where = f"{source}: tensor {tensor.name!r} keeps its data in {location!r}"
@@ -115,10 +139,10 @@ def _load_external_data(model: onnx.ModelProto, folder: Path, source: str) -> No
             raise FormatError(f"{where}: offset and length must be whole numbers") from None
         if offset < 0 or size < 0 or offset + size > stat.st_size:
             raise FormatError(f"{where}: offset and length lie outside the file")
-        total += size  # many tensors may name the same bytes: cap what is read in all
-        if total > max_file_bytes():
-            raise FormatError(f"{where}: {total} bytes of external data in all is over the "
-                              f"limit of {max_file_bytes()}")
+        self.total += size  # many tensors may name the same bytes: cap what is read in all
+        if self.total > max_file_bytes():
+            raise FormatError(f"{where}: {self.total} bytes of external data in all is over "
+                              f"the limit of {max_file_bytes()}")
         with open(path, "rb") as stream:
             stream.seek(offset)
             tensor.raw_data = stream.read(size)
@@ -141,8 +165,16 @@ def from_onnx(
     model: onnx.ModelProto, registry: Registry | None = None, source: str = "<model>"
 ) -> Graph:
     """The graphkit graph of an ONNX model (already parsed and with its data loaded)."""
+    return _import(model, registry, source, None)
+
+
+def _import(
+    model: onnx.ModelProto, registry: Registry | None, source: str,
+    reader: _ExternalReader | None,
+) -> Graph:
     try:
-        return _Importer(model, registry or default_registry(), source).run()
+        with gc_paused():
+            return _Importer(model, registry or default_registry(), source, reader).run()
     except GraphkitError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError,
@@ -150,11 +182,101 @@ def from_onnx(
         raise FormatError(f"{source}: cannot import: {type(exc).__name__}: {exc}") from None
 
 
+@dataclass
+class _Kind:
+    """What the nodes of one op type, domain, attribute set and metadata become: `role` is
+    "op", "constant" (a Constant node), "cast_like" or "unsupported" (`shown` names the op)."""
+
+    role: str
+    op_type: str
+    shown: str = ""
+    op: OpDef | None = None
+    mapping: OnnxMapping | None = None
+    ref: OpRef | None = None
+    external: bool = False
+    """Some attribute tensor keeps its data in an external file (not read yet)."""
+    attributes: dict[tuple[int, ...], tuple[dict[str, Any], bool, list[Any]]] = field(
+        default_factory=dict)
+    """By the ids of the constant inputs: the validated attributes, whether they hold no list
+    or dict (so a shallow copy is a copy), and the constants (kept alive: ids stay unique)."""
+
+
+_TAG_NAME = 0x1A  # NodeProto field 3 (name), length-delimited
+_KEY_LIMIT = 4096
+"""Nodes whose other fields take more bytes than this (tensors, long metadata) are not looked
+up among earlier ones: the keys would hold a copy of their data while the import runs."""
+
+
+def _bytes_key(
+    onnx_node: onnx.NodeProto, inputs: list[str], outputs: list[str], name: str
+) -> bytes | None:
+    """The node's serialized bytes after its inputs, outputs and name, i.e. exactly the
+    encoding of everything else (op type, attributes, domain, metadata, unknown fields); or
+    None unless every name is an ASCII string under 128 characters.
+
+    Serialization writes fields in field-number order (checked once, `_serialization_is_
+    ordered`) and inputs, outputs and name are fields 1 to 3, each such string taking its
+    length plus 2 bytes (a tag, a one-byte length): so the encoding of the rest starts at a
+    known offset. Cheaper than reading the attributes and metadata field by field.
+    """
+    try:
+        joined = "".join(inputs) + "".join(outputs) + name
+    except TypeError:  # a string that is not valid UTF-8 arrives as bytes
+        return None
+    if not joined.isascii():
+        return None
+    if len(joined) >= 128 and any(len(s) >= 128 for s in (*inputs, *outputs, name)):
+        return None
+    strings = len(inputs) + len(outputs) + (1 if name or onnx_node.HasField("name") else 0)
+    start = len(joined) + 2 * strings
+    data = onnx_node.SerializeToString()
+    if len(data) < start or name and (data[start - len(name) - 2] != _TAG_NAME
+                 or data[start - len(name):start] != name.encode("ascii")):
+        return None  # not laid out as expected: no shortcut
+    return data[start:]
+
+
+def _fields_key(onnx_node: onnx.NodeProto) -> tuple[Any, ...]:
+    """Everything but inputs, outputs and name that the import of a node depends on."""
+    return (onnx_node.domain, onnx_node.op_type,
+            tuple(a.SerializeToString() for a in onnx_node.attribute),
+            tuple((p.key, p.value) for p in onnx_node.metadata_props))
+
+
+@functools.cache
+def _serialization_is_ordered() -> bool:
+    """Whether this protobuf writes a parsed NodeProto's fields in field-number order, as
+    protobuf implementations do (the order is not part of the wire format's contract)."""
+    def field_bytes(tag: int, text: bytes) -> bytes:
+        return bytes([tag, len(text)]) + text
+
+    scrambled = (field_bytes(0x22, b"Add") + field_bytes(0x1A, b"n") + field_bytes(0x12, b"o")
+                 + field_bytes(0x0A, b"i") + field_bytes(0x3A, b"d") + field_bytes(0x0A, b"j"))
+    node = onnx.NodeProto()
+    node.ParseFromString(scrambled)
+    expected = (field_bytes(0x0A, b"i") + field_bytes(0x0A, b"j") + field_bytes(0x12, b"o")
+                + field_bytes(0x1A, b"n") + field_bytes(0x22, b"Add") + field_bytes(0x3A, b"d"))
+    return node.SerializeToString() == expected
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON value (dicts and lists new, the rest immutable)."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
+
+
 class _Importer:
     """One import: ONNX model in, graphkit Graph out."""
 
-    def __init__(self, model: onnx.ModelProto, registry: Registry, source: str) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, registry: Registry, source: str,
+        reader: _ExternalReader | None = None,
+    ) -> None:
         self.source = source
+        self.reader = reader
         self.registry = registry
         self.table = _table(registry)
         self.props = {p.key: p.value for p in model.metadata_props}
@@ -163,16 +285,28 @@ class _Importer:
                              if (f.domain, f.name) not in known]
         if unknown_functions:
             model = inliner.inline_selected_functions(model, unknown_functions)
-        for tensor in _external_tensors(model, functions=False):
-            # onnx would read it relative to the working directory: only load_onnx reads
-            # external data, and only from inside the model's folder
-            raise FormatError(f"{source}: tensor {tensor.name!r} keeps its data in an external "
-                              "file that was not read; load the model from its file (load_onnx)")
+        for tensor in _external_tensors(model, functions=False, graph_nodes=False):
+            self._unread(tensor)  # (the graph's nodes: as `run` meets them)
         self.model = model
         self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
                        for o in model.opset_import}
         self.constants: dict[str, np.ndarray] = {}
         self._types: dict[str, int] | None = None
+
+    def _unread(self, tensor: onnx.TensorProto) -> None:
+        # onnx would read it relative to the working directory: only load_onnx reads external
+        # data, and only from inside the model's folder
+        raise FormatError(f"{self.source}: tensor {tensor.name!r} keeps its data in an external "
+                          "file that was not read; load the model from its file (load_onnx)")
+
+    def _read_external(self, onnx_node: onnx.NodeProto) -> _Kind:
+        """Read the node's external tensors (load_onnx) or refuse them; its kind afterwards."""
+        for tensor in list(_external_attribute_tensors(onnx_node)):
+            if self.reader is None:
+                self._unread(tensor)
+            else:
+                self.reader.read(tensor)
+        return self._kind(onnx_node)
 
     def _json_prop(self, key: str, default: Any) -> Any:
         raw = self.props.get(key)
@@ -184,37 +318,61 @@ class _Importer:
             raise FormatError(f"{self.source}: metadata {key!r} is not valid JSON") from None
 
     def run(self) -> Graph:
+        """Each node's kind looked up by its bytes (`by_bytes`), else by its fields
+        (`by_fields`: names not ASCII or long, or other bytes in it such as a doc string),
+        else worked out (`_kind`)."""
         graph = self.model.graph
         initializer_names = {t.name for t in graph.initializer}
         for tensor in graph.initializer:
             self.constants[tensor.name] = numpy_helper.to_array(tensor)
         untyped = set(self._json_prop(UNTYPED_KEY, []))
         unshaped = set(self._json_prop(UNSHAPED_KEY, []))
-        nodes, problems, unsupported = [], [], Counter()
-        used_as_data: set[str] = set()
+        nodes: list[Node] = []
+        problems: list[str] = []
+        unsupported: Counter[str] = Counter()
         attribute_inputs: set[str] = set()
         names: set[str] = set()
+        ordered = _serialization_is_ordered()
+        by_bytes: dict[bytes, _Kind] = {}
+        by_fields: dict[tuple[Any, ...], _Kind] = {}
         for index, onnx_node in enumerate(graph.node):
-            if onnx_node.op_type == "Constant" and onnx_node.domain in STANDARD_DOMAINS:
-                self._constant_node(onnx_node)
+            inputs = onnx_node.input[:]
+            outputs = onnx_node.output[:]
+            given_name = onnx_node.name
+            key = _bytes_key(onnx_node, inputs, outputs, given_name) if ordered else None
+            kind = by_bytes.get(key) if key is not None else None
+            if kind is None:
+                size = len(key) if key is not None else onnx_node.ByteSize()
+                if size > _KEY_LIMIT:
+                    kind = self._kind(onnx_node)  # a tensor in it, most likely: not shared
+                else:
+                    fields = _fields_key(onnx_node)
+                    kind = by_fields.get(fields)
+                    if kind is None:
+                        kind = by_fields[fields] = self._kind(onnx_node)
+                    if key is not None:
+                        by_bytes[key] = kind
+            if kind.external:
+                kind, key = self._read_external(onnx_node), None
+            if kind.role != "op":
+                if kind.role == "constant":
+                    self._constant_node(onnx_node)
+                elif kind.role == "cast_like":
+                    self._slow_node(self._cast_like(onnx_node), index, nodes, problems,
+                                    unsupported, attribute_inputs, names)
+                else:
+                    unsupported[kind.shown] += 1
                 continue
-            if onnx_node.op_type == "CastLike" and onnx_node.domain in STANDARD_DOMAINS:
-                onnx_node = self._cast_like(onnx_node)
-            key = ("" if onnx_node.domain == "ai.onnx" else onnx_node.domain, onnx_node.op_type)
-            chosen = self._choose(key)
-            if chosen is None:
-                unsupported[_show_op(key)] += 1
-                continue
-            op, mapping = chosen
             try:
-                node, data, extra = self._node(onnx_node, index, op, mapping, names)
+                node, extra = self._node(onnx_node, index, kind, inputs, outputs, given_name,
+                                         names, exact_names=key is not None)
             except ValueError as exc:
-                problems.append(f"node {onnx_node.name or index!r} ({onnx_node.op_type}): {exc}")
+                problems.append(f"node {given_name or index!r} ({kind.op_type}): {exc}")
                 continue
             names.add(node.name)
             nodes.append(node)
-            used_as_data.update(data)
-            attribute_inputs.update(extra)
+            if extra:
+                attribute_inputs.update(extra)
         if unsupported:
             listed = ", ".join(f"{op} ({count} node{'s' if count > 1 else ''})"
                                for op, count in sorted(unsupported.items()))
@@ -222,8 +380,11 @@ class _Importer:
         if problems:
             raise FormatError(f"{self.source}: " + "; ".join(problems))
         declared_extra = set(self._json_prop(EXTRA_KEY, []))
-        drop = (attribute_inputs - used_as_data - {o.name for o in graph.output}) \
-            | (declared_extra - used_as_data)
+        drop: set[str] = set()
+        if attribute_inputs or declared_extra:
+            used_as_data = {name for node in nodes for name in node.inputs}
+            drop = (attribute_inputs - used_as_data - {o.name for o in graph.output}) \
+                | (declared_extra - used_as_data)
         trainable = set(self._json_prop(TRAINABLE_KEY, []))
         constants = []
         for name, array in self.constants.items():
@@ -299,18 +460,63 @@ class _Importer:
                               f"{attribute.name!r} is not supported")
         self.constants[node.output[0]] = array
 
-    def _node(
-        self, onnx_node: onnx.NodeProto, index: int, op: OpDef, mapping: OnnxMapping,
+    def _kind(self, onnx_node: onnx.NodeProto, special: bool = True) -> _Kind:
+        """What every node with this op type, domain, attributes and metadata becomes;
+        `special`: Constant and CastLike nodes are handled apart."""
+        domain, op_type = onnx_node.domain, onnx_node.op_type
+        external = any(True for _ in _external_attribute_tensors(onnx_node))
+        if special and domain in STANDARD_DOMAINS and op_type in ("Constant", "CastLike"):
+            return _Kind("constant" if op_type == "Constant" else "cast_like", op_type,
+                         external=external)
+        key = ("" if domain == "ai.onnx" else domain, op_type)
+        chosen = self._choose(key)
+        if chosen is None:
+            return _Kind("unsupported", op_type, _show_op(key), external=external)
+        op, mapping = chosen
+        return _Kind("op", op_type, op=op, mapping=mapping,
+                     ref=OpRef(domain=op.domain, name=op.name, version=op.version),
+                     external=external)
+
+    def _slow_node(
+        self, onnx_node: onnx.NodeProto, index: int, nodes: list[Node], problems: list[str],
+        unsupported: Counter[str], attribute_inputs: set[str],
         names: set[str],
-    ) -> tuple[Node, list[str], list[str]]:
-        inputs = list(onnx_node.input)
+    ) -> None:
+        """A node whose meaning depends on more than its own fields (CastLike made a Cast)."""
+        kind = self._kind(onnx_node, special=False)
+        if kind.role != "op":
+            unsupported[kind.shown] += 1
+            return
+        try:
+            node, extra = self._node(onnx_node, index, kind, onnx_node.input[:],
+                                     onnx_node.output[:], onnx_node.name, names,
+                                     exact_names=False)
+        except ValueError as exc:
+            problems.append(f"node {onnx_node.name or index!r} ({onnx_node.op_type}): {exc}")
+            return
+        names.add(node.name)
+        nodes.append(node)
+        attribute_inputs.update(extra)
+
+    def _node(
+        self, onnx_node: onnx.NodeProto, index: int, kind: _Kind, inputs: list[str],
+        outputs: list[str], given_name: str, names: set[str], exact_names: bool,
+    ) -> tuple[Node, list[str]]:
+        """The node, and the names of its inputs that carry attributes.
+
+        Its attributes are worked out (read, and checked to round-trip exactly) once per
+        distinct kind and constant inputs, then copied: a big graph has few distinct ones.
+        `exact_names` says every name is ASCII and under 128 characters (checked by
+        `_bytes_key`), so the node can be built without validating it again.
+        """
+        op, mapping = kind.op, kind.mapping
+        assert op is not None and mapping is not None
         count = len(inputs) if op.variadic else op.num_inputs
-        data = inputs[:count]
+        data, extra = (inputs, []) if len(inputs) <= count else (inputs[:count], inputs[count:])
         while data and data[-1] == "" and not op.accepts(len(data)):
             data.pop()
         if "" in data:
             raise ValueError("an omitted input in the middle is not supported")
-        extra = inputs[count:]
         constants: list[np.ndarray | None] = []
         for name in extra:
             if name == "":
@@ -320,22 +526,37 @@ class _Importer:
             else:
                 raise ValueError(f"input {name!r} must be a constant (an initializer or a "
                                  "Constant node), graphkit takes it as an attribute")
+        if outputs and (not given_name or given_name == outputs[0]):
+            name = outputs[0]  # (one string object for both)
+        else:
+            name = given_name or f"node{index}"
+        while name in names:
+            name = f"{name}_{index}"
+        # (the arrays themselves are kept in the cache: an id is unique while its object lives)
+        identity = tuple(map(id, constants)) if constants else ()
+        cached = kind.attributes.get(identity)
+        if cached is None:
+            node = Node(name=name, op=kind.ref, inputs=data, outputs=outputs,
+                        attributes=self._attributes(onnx_node, op, mapping, constants))
+            attributes = node.attributes
+            flat = not any(isinstance(v, (dict, list)) for v in attributes.values())
+            kind.attributes[identity] = (attributes, flat, constants)
+        elif exact_names and outputs and "" not in outputs and len(name) <= 256:
+            attributes = cached[0].copy() if cached[1] else _copy_json(cached[0])
+            node = trusted_node(name, kind.ref, data, outputs, attributes)
+        else:
+            node = Node(name=name, op=kind.ref, inputs=data, outputs=outputs,
+                        attributes=cached[0])
+        return node, [n for n in extra if n] if extra else extra
+
+    def _attributes(
+        self, onnx_node: onnx.NodeProto, op: OpDef, mapping: OnnxMapping,
+        constants: list[np.ndarray | None],
+    ) -> dict[str, Any]:
         onnx_attributes = {a.name: _attribute_value(a) for a in onnx_node.attribute}
         opset = self.opsets.get(mapping.domain if mapping.domain != "ai.onnx" else "", 1)
         attributes = mapping.read(onnx_attributes, constants, opset)
-        attributes = self._exact_attributes(onnx_node, op, mapping, opset, attributes,
-                                            constants)
-        name = onnx_node.name or (onnx_node.output[0] if onnx_node.output else f"node{index}")
-        while name in names:
-            name = f"{name}_{index}"
-        node = Node(
-            name=name,
-            op=OpRef(domain=op.domain, name=op.name, version=op.version),
-            inputs=data,
-            outputs=list(onnx_node.output),
-            attributes=attributes,
-        )
-        return node, data, [n for n in extra if n]
+        return self._exact_attributes(onnx_node, op, mapping, opset, attributes, constants)
 
     def _exact_attributes(
         self, onnx_node: onnx.NodeProto, op: OpDef, mapping: OnnxMapping, opset: int,
