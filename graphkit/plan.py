@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,12 +19,12 @@ from graphkit.graph import ResolvedGraph
 from graphkit.model import FLOAT_DTYPES, ValueInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One node, ready to run. `out` is a slot, or a tuple of slots for multi-output ops.
 
     `vjp` is one rule for all inputs, `vjps` one rule per input (exactly one of them is set,
-    or neither for an op without gradients).
+    or neither for an op without gradients). A tuple: a plan of a million nodes makes a
+    million of them, and a tuple is the cheapest record Python builds.
     """
 
     forward: Any
@@ -198,14 +198,20 @@ def _last_uses(steps: list[Step], keep: set[int]) -> tuple[tuple[int, ...], ...]
     for position, step in enumerate(steps):
         for slot in step.ins:
             last[slot] = position
-        outs = step.out if isinstance(step.out, tuple) else (step.out,)
-        for slot in outs:
-            last.setdefault(slot, position)  # an output nobody reads dies at once
-    frees: list[list[int]] = [[] for _ in steps]
+        out = step.out
+        if type(out) is tuple:
+            for slot in out:
+                last.setdefault(slot, position)  # an output nobody reads dies at once
+        elif out not in last:
+            last[out] = position
+    frees: list[list[int] | tuple[()]] = [()] * len(steps)
     for slot, position in last.items():
         if slot not in keep:
-            frees[position].append(slot)
-    return tuple(tuple(f) for f in frees)
+            if frees[position]:
+                frees[position].append(slot)  # type: ignore[union-attr]
+            else:
+                frees[position] = [slot]
+    return tuple([tuple(f) if f else () for f in frees])
 
 
 def compile_plan(resolved: ResolvedGraph) -> Plan:
@@ -230,26 +236,22 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         array.flags.writeable = False
         constants.append((constant.name, slot(constant.name), array))
     steps = []
+    append = steps.append
+    known = slots.get
+    unbound: dict[int, tuple[Any, ...]] = {}  # the rules of ops used without attributes
+    nodes, ops, attributes = model.nodes, resolved.ops, resolved.attributes
     for index in resolved.order:
-        node = model.nodes[index]
-        op, attributes = resolved.ops[index], resolved.attributes[index]
-        forward = functools.partial(op.forward, **attributes) if attributes else op.forward
-        vjp = vjps = None
-        if isinstance(op.vjp, tuple):
-            vjps = tuple(_bind(rule, attributes) for rule in op.vjp)
-        elif op.vjp is not None:
-            vjp = _bind(op.vjp, attributes)
-        outs = tuple(slot(v) for v in node.outputs)
-        steps.append(Step(
-            forward=forward,
-            vjp=vjp,
-            vjps=vjps,
-            ins=tuple(slot(v) for v in node.inputs),
-            out=outs if op.num_outputs > 1 else outs[0],
-            node=index,
-            saves_inputs="inputs" in op.saves,
-            saves_outputs="outputs" in op.saves,
-        ))
+        node, op, bound = nodes[index], ops[index], attributes[index]
+        if bound:
+            rules = _rules(op, bound)
+        else:
+            rules = unbound.get(id(op))
+            if rules is None:
+                rules = unbound[id(op)] = _rules(op, {})
+        forward, vjp, vjps, multi, saves_inputs, saves_outputs = rules
+        ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
+        out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
+        append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs))
     outputs = [(info.name, slots[info.name]) for info in model.outputs]
     keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}
     return Plan(
@@ -261,6 +263,19 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         outputs=outputs,
         free_after=_last_uses(steps, keep),
     )
+
+
+def _rules(op: Any, attributes: dict[str, Any]) -> tuple[Any, ...]:
+    """An op's rules with a node's attributes bound: (forward, vjp, vjps, multi-output,
+    saves inputs, saves outputs)."""
+    forward = functools.partial(op.forward, **attributes) if attributes else op.forward
+    vjp = vjps = None
+    if isinstance(op.vjp, tuple):
+        vjps = tuple(_bind(rule, attributes) for rule in op.vjp)
+    elif op.vjp is not None:
+        vjp = _bind(op.vjp, attributes)
+    return (forward, vjp, vjps, op.num_outputs > 1, "inputs" in op.saves,
+            "outputs" in op.saves)
 
 
 def coerce_input(info: ValueInfo, value: Any, bound: dict[str, int]) -> np.ndarray:
