@@ -9,7 +9,9 @@ turns the upstream gradient into one gradient per input; gradients that meet at 
 from __future__ import annotations
 
 import os
+import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -145,12 +147,26 @@ def _interpreted(plan: Plan, key: Any, backward: BackwardPlan | None, seconds: f
     it reaches what compiling would cost (the ski-rental rule: never more than twice the
     better of the two choices made in hindsight). A plan run a few times, from the CLI or a
     check, never pays for compiling; a training loop soon runs compiled code."""
-    spent = plan._compiled.get(key, 0.0) + seconds
     steps = len(plan.steps)
-    if COMPILE != "auto" or steps > COMPILE_MAX_STEPS or spent < COMPILE_SECONDS_PER_STEP * steps:
+    with _counting:  # threads sharing a plan: never overwrite compiled code with a count
+        state = plan._compiled.get(key, 0.0)
+        if type(state) is not float:
+            return
+        spent = state + seconds
         plan._compiled[key] = spent
-        return
-    _compile(plan, key, backward)
+        if COMPILE != "auto" or steps > COMPILE_MAX_STEPS or \
+                spent < COMPILE_SECONDS_PER_STEP * steps:
+            return
+        plan._compiled[key] = _COMPILING  # one thread compiles; others keep interpreting
+    try:
+        _compile(plan, key, backward)
+    except Exception as exc:  # pragma: no cover - a codegen bug must not fail a user's run
+        warnings.warn(f"graphkit: plan {plan.name!r} stays interpreted, compiling it failed: "
+                      f"{exc}", RuntimeWarning, stacklevel=3)
+
+
+_counting = threading.Lock()
+_COMPILING = "compiling"
 
 
 def _compile(plan: Plan, key: Any, backward: BackwardPlan | None) -> Compiled:

@@ -4,6 +4,7 @@ errors; compiled only once hot; plugin results that are not numpy handled."""
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,32 @@ def test_a_plan_is_compiled_once_hot_and_not_before(monkeypatch: pytest.MonkeyPa
     first = execute(plan, inputs, wrt="all")
     assert first.gradients["w0"] == pytest.approx(-0.19661193, abs=1e-8)
     assert budget > 0
+
+
+def test_threads_sharing_a_plan_while_it_is_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executor, "COMPILE", "auto")
+    monkeypatch.setattr(executor, "COMPILE_SECONDS_PER_STEP", 1e-6)
+    plan = graphkit.plan_for(graphkit.load("examples/sigmoid_neuron.json"), BUILTIN)
+    inputs = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
+    expected = execute(plan, inputs, wrt="all").gradients
+    plan._compiled.clear()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(200):
+                got = execute(plan, inputs, wrt="all").gradients
+                assert all(float(got[k]) == float(expected[k]) for k in expected)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert isinstance(plan._compiled[(None, "all")], Compiled)
 
 
 def test_never_keeps_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
