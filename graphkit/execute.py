@@ -383,7 +383,10 @@ def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
     shape, dtype = grad.shape, grad.dtype
     want = arg if hasattr(arg, "dtype") else Meta(np.shape(arg), np.result_type(arg))
     if shape != want.shape:
-        if _squeezed(shape) == _squeezed(want.shape):  # only axes of size 1 differ
+        lead = len(shape) - len(want.shape)
+        if lead > 0 and shape[lead:] == want.shape:  # broadcast over leading axes (a bias)
+            grad = np.add.reduce(grad, axis=tuple(range(lead)))
+        elif _squeezed(shape) == _squeezed(want.shape):  # only axes of size 1 differ
             grad = np.reshape(grad, want.shape)
         elif _broadcasts_to(want.shape, shape):
             grad = sum_to(grad, want.shape)

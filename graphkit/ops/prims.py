@@ -80,6 +80,8 @@ def one_hot(labels: Any, depth: int, dtype: Any) -> Any:
 
 def pick(x: Any, labels: Any) -> Any:
     """x[..., labels] row by row: pick([[1, 2], [3, 4]], [1, 0]) = [2, 3]."""
+    if getattr(x, "ndim", 0) == 2:  # a batch of rows: one fancy index, no index arrays built
+        return x[np.arange(x.shape[0]), labels]
     return np.take_along_axis(x, np.expand_dims(labels, -1), axis=-1)[..., 0]
 
 
