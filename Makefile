@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: example test lint bench schema clean
+.PHONY: example test lint bench bench-service schema clean
 
 $(BIN)/graphkit: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(BIN)/graphkit
 bench: $(BIN)/graphkit
 	$(BIN)/python -m pip install --quiet micrograd threadpoolctl
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# infer throughput and latency of `graphkit serve` under wrk (apt-get install wrk)
+bench-service: $(BIN)/graphkit
+	$(BIN)/python -m benchmarks.service_load $(BENCH_ARGS)
 
 schema: $(BIN)/graphkit
 	$(BIN)/python -m graphkit.io.schema > schemas/graph.schema.json

@@ -16,6 +16,8 @@ from typing import Any, NoReturn, TextIO
 import click
 
 from graphkit.cli.check_plugin import check_plugin_command
+from graphkit.cli.client import pull_command, push_command
+from graphkit.cli.db import db_group
 from graphkit.cli.execute import execute_command
 from graphkit.cli.export import export_command
 from graphkit.cli.gradcheck import gradcheck_command
@@ -24,6 +26,7 @@ from graphkit.cli.new_plugin import new_plugin_command
 from graphkit.cli.ops import ops_command
 from graphkit.cli.plugins import plugin_option, plugins_command, use_plugins
 from graphkit.cli.render import render_command
+from graphkit.cli.serve import serve_command
 from graphkit.cli.train import train_command
 from graphkit.cli.validate import validate_command
 from graphkit.errors import GraphkitError
@@ -104,6 +107,10 @@ cli.add_command(check_plugin_command)
 cli.add_command(new_plugin_command)
 cli.add_command(render_command)
 cli.add_command(train_command)
+cli.add_command(db_group)
+cli.add_command(serve_command)
+cli.add_command(push_command)
+cli.add_command(pull_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Alembic revision scripts of the store's schema, oldest first by number."""
