@@ -14,7 +14,6 @@ import math
 import os
 import signal
 import threading
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from graphkit.errors import ExecutionError, FormatError, GraphkitError, InputErr
 from graphkit.execute import execute, plan_for
 from graphkit.graph import validate
 from graphkit.io.atomic import write_atomic
+from graphkit.io.npz import read_npz
 from graphkit.model import FLOAT_DTYPES, Constant, Graph, Tensor, ValueInfo
 from graphkit.optim import SGD, Optimizer
 from graphkit.registry import Registry
@@ -174,30 +174,7 @@ def load_data(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def _load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{path}: is a folder, not a data file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise FormatError(f"{path}: not an .npz archive of named arrays") from None
-    if not isinstance(archive, Mapping):  # a bare .npy array
-        raise FormatError(f"{path}: not an .npz archive of named arrays (a single .npy array?)")
-    arrays: dict[str, np.ndarray] = {}
-    with archive:
-        for name in archive.files:
-            try:
-                arrays[name] = archive[name]
-            except ValueError as exc:
-                if "pickle" in str(exc):
-                    raise FormatError(
-                        f"{path}: array {name!r} holds Python objects, not numbers"
-                    ) from None
-                raise FormatError(f"{path}: array {name!r} cannot be read: {exc}") from None
-            except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-                raise FormatError(f"{path}: array {name!r} cannot be read: {exc}") from None
-    return arrays
+    return read_npz(path, FormatError, "data file")
 
 
 def _load_json(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -7,8 +7,7 @@ is reported with the option or file it came from; dtypes and shapes are the libr
 from __future__ import annotations
 
 import json
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ import numpy as np
 
 import graphkit
 from graphkit.errors import GraphkitError, InputError
+from graphkit.io.npz import read_npz
 from graphkit.model import FLOAT_DTYPES, Graph
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -188,21 +188,7 @@ def _read_text(path: str) -> str:
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     """Arrays keep their dtype; nothing is unpickled (allow_pickle=False)."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not an inputs file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise InputError(f"{path}: not an .npz archive of named arrays") from None
-    if not isinstance(archive, Mapping):
-        raise InputError(f"{path}: not an .npz archive of named arrays (a single .npy array?)")
-    with archive:
-        try:
-            arrays = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{path}: cannot read .npz: {exc}") from None
+    arrays = read_npz(path, InputError, "inputs file")
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf":
             raise InputError(f"{path}: input {name!r} has dtype {array.dtype}, not numbers")

@@ -27,6 +27,7 @@ from graphkit.cli import output
 from graphkit.cli.inputs import graph_argument, load_graph
 from graphkit.errors import GraphkitError
 from graphkit.io import FORMATS
+from graphkit.io.atomic import check_writable
 from graphkit.optim import DEFAULT_LR, make_optimizer
 from graphkit.train import (
     History,
@@ -183,12 +184,7 @@ def _summary(name: str, optimizer: str, history: History, batch_size: int, seed:
 
 def _check_writable(path: str) -> None:
     """Fail before training, not after it, when a file cannot be written where asked."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise GraphkitError(f"cannot write {target}: folder {folder} does not exist")
-    if target.is_dir():
-        raise GraphkitError(f"cannot write {target}: it is a folder")
+    check_writable(path)
 
 
 class _Shown:

@@ -10,14 +10,21 @@ from pathlib import Path
 from graphkit.errors import GraphkitError
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over."""
+def check_writable(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The target and its folder, or a GraphkitError when the file cannot be written there
+    (a missing folder, a folder in the way): callers check before long work, not after."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise GraphkitError(f"cannot write {target}: folder {directory} does not exist")
     if target.is_dir():
         raise GraphkitError(f"cannot write {target}: it is a folder")
+    return target, directory
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over."""
+    target, directory = check_writable(path)
     try:
         handle, temporary = _open_temporary(directory, target.name)
     except OSError as exc:
