@@ -38,14 +38,20 @@ def _check(scores: Any, labels: Any) -> None:
         )
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if labels.size and not 0 <= labels.min() <= labels.max() < scores.shape[1]:
+    # one reduction: seen as unsigned, a negative label is huge, so max() < C checks both ends
+    kind = labels.dtype
+    unsigned = labels.view(kind.str.replace("i", "u")) if kind.kind == "i" else labels
+    if labels.size and not unsigned.max() < scores.shape[1]:
         low, high = labels.min(), labels.max()
         raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {low}..{high}")
 
 
 def _cross_entropy(scores: Any, labels: Any) -> Any:
     _check(scores, labels)
-    return -P.sum(P.pick(P.log_softmax(scores), labels)) / scores.shape[0]
+    # mean of log-sum-exp minus the label's score: -log softmax without the full matrix of it
+    shifted = scores - P.row_max(scores)
+    log_sum = P.log(P.sum(P.exp(shifted), [1]))
+    return (P.sum(log_sum) - P.sum(P.pick(shifted, labels))) / scores.shape[0]
 
 
 def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, None]:
