@@ -51,7 +51,7 @@ def from_nx(g: nx.MultiDiGraph) -> Graph:
     return g.graph["model"].model_copy(update={"nodes": [g.nodes[i]["node"] for i in ops]})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ResolvedGraph:
     """A graph that passed validation, with each node's op and attributes resolved once."""
 
@@ -61,7 +61,33 @@ class ResolvedGraph:
     ops: list[OpDef]
     attributes: list[dict[str, Any]]
     plugins: list[str]
-    shapes: dict[str, Shape]
+    known_shapes: dict[str, Shape] | None = None
+    """Inferred shapes by value name (None when `slots` and `slot_shapes` hold them)."""
+    slots: dict[str, int] | None = None
+    """Value name -> slot (inputs, constants, then node outputs in order), when validation
+    numbered the values on its way (graphs in running order): the plan reuses the numbers
+    instead of looking every name up again."""
+    slot_shapes: list[Shape] | None = None
+    node_slots: list[tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+    """Per node (index of `model.nodes`): the slots of its inputs and of its outputs."""
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when they resolve the same graph alike, however validation got there."""
+        if not isinstance(other, ResolvedGraph):
+            return NotImplemented
+        return (self.model, self.order, self.ops, self.attributes, self.plugins, self.shapes) \
+            == (other.model, other.order, other.ops, other.attributes, other.plugins,
+                other.shapes)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @functools.cached_property
+    def shapes(self) -> dict[str, Shape]:
+        """Inferred shapes by value name (None where unknown)."""
+        if self.known_shapes is not None:
+            return self.known_shapes
+        assert self.slots is not None and self.slot_shapes is not None
+        return dict(zip(self.slots, self.slot_shapes, strict=True))
 
     @functools.cached_property
     def nx(self) -> nx.MultiDiGraph:
@@ -217,12 +243,15 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     loaders share between nodes; by value of the attributes): a big graph has few distinct ones.
     """
     nodes = graph.nodes
-    shapes: dict[str, Shape] = {}
+    slots: dict[str, int] = {}
+    shapes: list[Shape] = []
     for info in graph.inputs:
-        shapes[info.name] = None if info.shape is None else tuple(info.shape)
+        slots[info.name] = len(shapes)
+        shapes.append(None if info.shape is None else tuple(info.shape))
     for constant in graph.constants:
-        shapes[constant.name] = tuple(constant.shape)
-    if len(shapes) != len(graph.inputs) + len(graph.constants):
+        slots[constant.name] = len(shapes)
+        shapes.append(tuple(constant.shape))
+    if len(slots) != len(shapes):
         return None
     renamed = False  # some node is not named after its first output
     # id(OpRef) -> the OpRef (kept alive, so ids stay unique), its op, the op's counts, and its
@@ -231,6 +260,7 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     validated: dict[Any, dict[str, Any]] = {}
     ops: list[OpDef] = []
     attrs: list[dict[str, Any]] = []
+    node_slots: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for node in nodes:
         ref = node.op
         hit = by_ref.get(id(ref))
@@ -253,23 +283,25 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
         if attributes is None:
             return None
         try:
-            args = [shapes[value] for value in inputs]
+            ins = tuple([slots[value] for value in inputs])
         except KeyError:
             return None  # not defined yet: another order, or not at all
         if op.infer is not None:
             try:
-                result = list(op.infer(*args, **attributes))
+                result = list(op.infer(*[shapes[i] for i in ins], **attributes))
             except ValueError:
                 return None
             if len(result) < len(outputs):
                 return None
         else:
             result = [None] * len(outputs)
+        first = len(shapes)
         for value, shape in zip(outputs, result, strict=False):
-            count = len(shapes)
-            shapes[value] = shape
-            if len(shapes) == count:
+            slots[value] = len(shapes)
+            shapes.append(shape)
+            if len(slots) != len(shapes):
                 return None  # defined twice
+        node_slots.append((ins, tuple(range(first, len(shapes)))))
         if node.name != outputs[0]:
             renamed = True
         ops.append(op)
@@ -278,9 +310,9 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     if renamed and len({node.name for node in nodes}) != len(nodes):
         return None
     for info in graph.outputs:
-        if info.name not in shapes:
+        if info.name not in slots:
             return None
-        inferred = shapes[info.name]
+        inferred = shapes[slots[info.name]]
         if info.shape is not None and inferred is not None and not _agree(info.shape, inferred):
             return None
     owners = {id(op): registry.owner(op) for op in {id(op): op for op in ops}.values()}
@@ -290,7 +322,9 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
         ops=ops,
         attributes=attrs,
         plugins=[owners[id(op)] for op in ops],
-        shapes=shapes,
+        slots=slots,
+        slot_shapes=shapes,
+        node_slots=node_slots,
     )
 
 
@@ -368,5 +402,5 @@ def _validate(graph: Graph, registry: Registry) -> ResolvedGraph:
         ops=[op for op in ops if op is not None],
         attributes=[a if a is not None else {} for a in attrs],
         plugins=[registry.owner(op) for op in ops if op is not None],
-        shapes=shapes,
+        known_shapes=shapes,
     )

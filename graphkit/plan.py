@@ -240,6 +240,9 @@ def _compile(resolved: ResolvedGraph) -> Plan:
     known = slots.get
     unbound: dict[int, tuple[Any, ...]] = {}  # the rules of ops used without attributes
     nodes, ops, attributes = model.nodes, resolved.ops, resolved.attributes
+    numbered = resolved.node_slots  # validation's slots: no name looked up again
+    if numbered is not None and resolved.slots != slots:
+        slots = dict(resolved.slots)  # (the same numbering, inputs and constants first)
     for index in resolved.order:
         node, op, bound = nodes[index], ops[index], attributes[index]
         if bound:
@@ -249,8 +252,12 @@ def _compile(resolved: ResolvedGraph) -> Plan:
             if rules is None:
                 rules = unbound[id(op)] = _rules(op, {})
         forward, vjp, vjps, multi, saves_inputs, saves_outputs = rules
-        ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
-        out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
+        if numbered is not None:
+            ins, outs = numbered[index]
+            out = outs if multi else outs[0]
+        else:
+            ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
+            out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
         append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs))
     outputs = [(info.name, slots[info.name]) for info in model.outputs]
     keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}

@@ -295,6 +295,24 @@ def test_one_sweep_resolves_as_the_rule_by_rule_check(index: int) -> None:
     assert validate(graph, registry) == fast
 
 
+@pytest.mark.parametrize("index", range(len(all_graphs())))
+def test_a_plan_from_validations_slots_equals_one_that_looks_names_up(index: int) -> None:
+    """The sweep numbers values as it checks them and the plan reuses those numbers; the
+    rule-by-rule check does not, and the plan looks every name up: the same plan either way."""
+    from graphkit.plan import compile_plan
+
+    graph = all_graphs()[index]
+    registry = graphkit.builtin_registry(strict=True)
+    numbered = graph_module._resolve_in_order(graph, registry)
+    assert numbered is not None and numbered.node_slots is not None
+    looked_up = graph_module._validate(graph, registry)
+    assert looked_up.node_slots is None
+    a, b = compile_plan(numbered), compile_plan(looked_up)
+    assert a.slots == b.slots and list(a.slots) == list(b.slots)
+    assert [(s.ins, s.out, s.node) for s in a.steps] == [(s.ins, s.out, s.node) for s in b.steps]
+    assert a.free_after == b.free_after and a.outputs == b.outputs
+
+
 def test_the_sweep_resolves_attributes_to_the_bit_and_shares_nothing() -> None:
     resolved = validate(mixed_graph(), graphkit.builtin_registry(strict=True))
     alphas = [a["alpha"] for a, op in zip(resolved.attributes, resolved.ops, strict=True)
