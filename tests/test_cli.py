@@ -19,10 +19,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import assert_error, run, run_json
 
 import graphkit
-from graphkit.cli.main import cli
 from graphkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,26 +35,7 @@ NET = str(EXAMPLES / "two_layer_net.json")
 WX = str(EXAMPLES / "wx_norm.json")
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="graphkit")
 
-
-def run_json(*args: str) -> dict:
-    result = run(*args, "--json")
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)  # the whole of stdout is one JSON document
-
-
-def assert_error(result: Result, *fragments: str) -> str:
-    """Exit 1 and exactly one stderr line `error: ...` containing every fragment."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 def write(path: Path, text: str) -> str:

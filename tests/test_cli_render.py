@@ -21,10 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import assert_error, run
 
 import graphkit
-from graphkit.cli.main import cli
 from graphkit.draw import GRADIENT_COLOR, VALUE_COLOR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +37,6 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's dot is not installed (apt-get install graphviz)")
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="graphkit")
-
-
-def assert_error(result: Result, *fragments: str) -> str:
-    """Exit 1 and exactly one stderr line `error: ...` containing every fragment."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 def texts(svg: Path) -> dict[str, set[str]]:

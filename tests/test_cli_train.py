@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import assert_error, run
 from rich.console import Console
 
 import graphkit
 from graphkit.cli import train as train_cli
-from graphkit.cli.main import cli
 from graphkit.train import StepInfo, TrainingInterrupted, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,17 +27,6 @@ NET = str(EXAMPLES / "two_layer_net.json")
 NET_DATA = str(EXAMPLES / "two_layer_net.inputs.json")
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="graphkit")
-
-
-def assert_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

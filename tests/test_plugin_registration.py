@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import assert_error, run
 
 import graphkit
 from graphkit import ExecutionError, GraphBuilder, OpDef, PluginError, Registry, execute
-from graphkit.cli.main import cli
 from graphkit.registry import PluginWarning, reset_default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,18 +122,6 @@ def write(path: Path, body: str) -> Path:
     return path
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="graphkit")
-
-
-def assert_error(result: Result, *fragments: str) -> str:
-    """Exit 1 and exactly one stderr line `error: ...` containing every fragment."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def swish_graph(shape: list[int] | None = None) -> graphkit.Graph:
