@@ -79,8 +79,8 @@ class Plan:
     """A run's first values (derived): constants in their slots (0-d ones as numpy scalars,
     which numpy computes with faster), None elsewhere."""
     scalar_inputs: dict[int, type] = field(default_factory=dict)
-    """Float inputs declared 0-d (derived): slot -> numpy scalar type, so a Python number
-    becomes the declared scalar in one call instead of a full coercion."""
+    """Float inputs declared 0-d, or not declared at all (derived): slot -> numpy scalar type,
+    so a Python number becomes the declared scalar in one call instead of a full coercion."""
 
     def __post_init__(self) -> None:
         if not self.program:
@@ -89,9 +89,10 @@ class Plan:
         self.start = [None] * len(self.slots)
         for _name, slot, array in self.constants:
             self.start[slot] = array[()] if array.ndim == 0 else array
-        self.scalar_inputs = {
-            slot: np.dtype(info.dtype).type for info, slot in self.inputs
-            if info.dtype in FLOAT_DTYPES and info.shape == []
+        self.scalar_inputs = {  # (an undeclared dtype means float64, as coerce_input says)
+            slot: np.dtype(info.dtype or "float64").type for info, slot in self.inputs
+            if (info.dtype is None or info.dtype in FLOAT_DTYPES)
+            and (info.shape == [] or info.shape is None and info.dtype is None)
         }
 
     @property
