@@ -95,7 +95,8 @@ def test_a_run_past_the_timeout_is_504_and_the_server_keeps_answering(
         assert isinstance(error, InferenceServerException)
         assert error.status() == "504" and "0.3 s" in error.message()
         assert TIMEOUT <= float(outcome["seconds"]) < TIMEOUT + 0.5  # type: ignore[arg-type]
-        assert len(latencies) >= 5 and max(latencies) < 0.2
+        # a loop blocked by the ~1 s computation would answer after most of it, not in < 0.4 s
+        assert len(latencies) >= 5 and max(latencies) < 0.4
         # small requests still run while the abandoned computation finishes in its thread
         small = probe.infer("slow", slow_inputs(20))
         local = graphkit.execute(slow_graph(), {"a": np.full((20, 1), 1e-3),
