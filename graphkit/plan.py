@@ -193,21 +193,24 @@ def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
     return functools.partial(rule, **attributes)
 
 
-def _last_uses(steps: list[Step], keep: set[int]) -> tuple[tuple[int, ...], ...]:
-    """For each step, the slots it reads for the last time (never those in `keep`)."""
-    last: dict[int, int] = {}
+def _last_uses(
+    steps: list[Step], keep: set[int], count: int
+) -> tuple[tuple[int, ...], ...]:
+    """For each step, the slots it reads for the last time (never those in `keep`). Slots
+    are dense, so a list (not a dict) holds each one's last reader: no hashing per read."""
+    last = [-1] * count
     for position, step in enumerate(steps):
         for slot in step.ins:
             last[slot] = position
         out = step.out
         if type(out) is tuple:
             for slot in out:
-                last.setdefault(slot, position)  # an output nobody reads dies at once
-        elif out not in last:
+                last[slot] = position  # an output nobody reads dies at once
+        else:
             last[out] = position
     frees: list[list[int] | tuple[()]] = [()] * len(steps)
-    for slot, position in last.items():
-        if slot not in keep:
+    for slot, position in enumerate(last):
+        if position >= 0 and slot not in keep:
             if frees[position]:
                 frees[position].append(slot)  # type: ignore[union-attr]
             else:
@@ -269,7 +272,7 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         constants=constants,
         steps=steps,
         outputs=outputs,
-        free_after=_last_uses(steps, keep),
+        free_after=_last_uses(steps, keep, len(slots)),
     )
 
 
