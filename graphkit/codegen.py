@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.opdef import Meta
 from graphkit.plan import SAVE_INPUTS, SAVE_OUTPUTS, BackwardPlan, Plan
 from graphkit.registry import BUILTIN_PLUGIN
+from graphkit.tape import light, outputs_of, upstream
 
 SCALAR_TYPES = frozenset(t for t in np.sctypeDict.values()
                          if isinstance(t, type) and issubclass(t, np.generic) and t is not np.void)
@@ -69,24 +69,9 @@ def _normalised(value: Any) -> Any:
     return array[()] if array.ndim == 0 else array
 
 
-def _light(value: Any) -> Any:
-    """As execute._light: a value of a few bytes itself, a bigger one as its Meta."""
-    return value if value.nbytes <= 64 else Meta(value.shape, value.dtype)
-
-
 def _unpacked(result: Any, count: int, normalise: bool) -> tuple[Any, ...]:
-    result = tuple(result)
-    if len(result) != count:
-        raise ValueError(f"forward returned {len(result)} outputs, expected {count}")
+    result = outputs_of(result, count)
     return tuple(_normalised(r) for r in result) if normalise else result
-
-
-def _upstream(grads: tuple[Any, ...], saved: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """A multi-output step's upstream gradients, zeros for outputs nobody differentiated."""
-    if all(g is None for g in grads):
-        return None
-    return tuple(g if g is not None else np.zeros(o.shape, o.dtype)
-                 for g, o in zip(grads, saved, strict=True))
 
 
 class _Writer:
@@ -119,7 +104,7 @@ def compile_run(
     """
     program = plan.program if backward is None else backward.program
     namespace: dict[str, Any] = {
-        "light": _light, "norm": _normalised, "unpack": _unpacked, "up": _upstream,
+        "light": light, "norm": _normalised, "unpack": _unpacked, "up": upstream,
         "SCALARS": SCALAR_TYPES, "ND": np.ndarray, "conform": conform, "count": check_count,
     }
     w = _Writer()

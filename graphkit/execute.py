@@ -37,6 +37,7 @@ from graphkit.plan import (
     compile_plan,
 )
 from graphkit.registry import Registry, default_registry
+from graphkit.tape import light, outputs_of, upstream
 
 
 @dataclass
@@ -88,10 +89,8 @@ def execute(
     plan = plan_for(graph, registry)
     values = _start(plan, inputs or {})
     if wrt is None:
-        compiled = plan._compiled.get(None)
-        if type(compiled) is not Compiled and COMPILE == "always":
-            compiled = _compile(plan, None, None)
-        if type(compiled) is Compiled:
+        compiled = _compiled(plan, None, None)
+        if compiled is not None:
             _run_compiled(plan, compiled, values, None)
         else:
             start = time.perf_counter()
@@ -110,10 +109,8 @@ def execute(
         seeds.append(_seed(plan, backward, output, seed))
         return seeds[-1]
 
-    compiled = plan._compiled.get(key)
-    if type(compiled) is not Compiled and COMPILE == "always":
-        compiled = _compile(plan, key, backward)
-    if type(compiled) is Compiled:
+    compiled = _compiled(plan, key, backward)
+    if compiled is not None:
         totals = _run_compiled(plan, compiled, values, first_gradient)
     else:
         start = time.perf_counter()
@@ -140,6 +137,14 @@ ms per step of a scalar chain)."""
 COMPILE_MAX_STEPS = 20_000
 """Bigger programs stay interpreted: compiling a huge function is slow and memory-hungry, and
 per step the interpreter's overhead is small next to loading and planning such a graph."""
+
+
+def _compiled(plan: Plan, key: Any, backward: BackwardPlan | None) -> Compiled | None:
+    """The program's generated code, if it is compiled (or must be: GRAPHKIT_COMPILE=always)."""
+    state = plan._compiled.get(key)
+    if type(state) is Compiled:
+        return state
+    return _compile(plan, key, backward) if COMPILE == "always" else None
 
 
 def _interpreted(plan: Plan, key: Any, backward: BackwardPlan | None, seconds: float) -> None:
@@ -243,9 +248,7 @@ def _forward(
             args = [values[i] for i in ins]
             result = forward(*args)
             if multi:
-                result = tuple(result)
-                if len(result) != len(out):
-                    raise ValueError(f"forward returned {len(result)} outputs, expected {len(out)}")
+                result = outputs_of(result, len(out))
                 for slot, value in zip(out, result, strict=True):
                     values[slot] = value
             else:
@@ -253,7 +256,7 @@ def _forward(
             if record:
                 record_step((
                     position,
-                    args if record & SAVE_INPUTS else [_light(a) for a in args],
+                    args if record & SAVE_INPUTS else [light(a) for a in args],
                     result if record & SAVE_OUTPUTS else _light_result(result, multi),
                 ))
             for slot in frees:
@@ -265,22 +268,8 @@ def _forward(
     return tape
 
 
-def _light(value: Any) -> Any:
-    """What the tape keeps of a value its rule does not read: its shape and dtype (`Meta`).
-    A value of a few bytes is kept itself: no bigger than its Meta, and much cheaper to keep."""
-    try:
-        if value.nbytes <= SMALL_BYTES:
-            return value
-        return Meta(value.shape, value.dtype)
-    except AttributeError:  # a Python number from a plugin's rule
-        return Meta(np.shape(value), np.result_type(value))
-
-
 def _light_result(result: Any, multi: bool) -> Any:
-    return tuple(_light(r) for r in result) if multi else _light(result)
-
-
-SMALL_BYTES = 64
+    return tuple(light(r) for r in result) if multi else light(result)
 
 
 def _backward(
@@ -296,26 +285,23 @@ def _backward(
         for position, args, saved_out in reversed(tape):
             vjp, vjps, ins, out, multi, want = reverse[position]
             if multi:
-                if all(grads[s] is None for s in out):
+                up = upstream(tuple(grads[s] for s in out), saved_out)
+                if up is None:
                     continue
-                upstream = tuple(
-                    grads[s] if grads[s] is not None else np.zeros(o.shape, o.dtype)
-                    for s, o in zip(out, saved_out, strict=True)
-                )
             else:
-                upstream = grads[out]
-                if upstream is None:
+                up = grads[out]
+                if up is None:
                     continue
                 if out not in keep:
                     grads[out] = None
             if vjps is not None:
                 for index, rule in enumerate(vjps):
                     if want[index] and rule is not None:
-                        grad = rule(upstream, saved_out, *args)
+                        grad = rule(up, saved_out, *args)
                         if grad is not None:
                             _add(plan, position, grads, ins[index], grad, args[index], index)
             elif vjp is not None:
-                local = vjp(upstream, saved_out, *args)
+                local = vjp(up, saved_out, *args)
                 if local is None:
                     continue
                 if type(local) is not tuple or len(local) != len(args):

@@ -226,7 +226,8 @@ def compile_plan(resolved: ResolvedGraph) -> Plan:
 
 def _compile(resolved: ResolvedGraph) -> Plan:
     model = resolved.model
-    slots: dict[str, int] = {}
+    # validation's numbering when it made one (inputs, constants, then outputs in order)
+    slots: dict[str, int] = dict(resolved.slots) if resolved.slots is not None else {}
 
     def slot(name: str) -> int:
         if name not in slots:
@@ -245,8 +246,6 @@ def _compile(resolved: ResolvedGraph) -> Plan:
     unbound: dict[int, tuple[Any, ...]] = {}  # the rules of ops used without attributes
     nodes, ops, attributes = model.nodes, resolved.ops, resolved.attributes
     numbered = resolved.node_slots  # validation's slots: no name looked up again
-    if numbered is not None and resolved.slots != slots:
-        slots = dict(resolved.slots)  # (the same numbering, inputs and constants first)
     for index in resolved.order:
         node, op, bound = nodes[index], ops[index], attributes[index]
         if bound:
