@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.plan import SAVE_INPUTS, SAVE_OUTPUTS, BackwardPlan, Plan
+from graphkit.plan import SAVE_INPUTS, SAVE_OUTPUTS, SAVE_RESIDUAL, BackwardPlan, Plan
 from graphkit.registry import BUILTIN_PLUGIN
-from graphkit.tape import light, outputs_of, upstream
+from graphkit.tape import light, outputs_of, upstream, with_residual
 
 SCALAR_TYPES = frozenset(t for t in np.sctypeDict.values()
                          if isinstance(t, type) and issubclass(t, np.generic) and t is not np.void)
@@ -80,6 +80,8 @@ class _Writer:
     def __init__(self) -> None:
         self.source: list[str] = []
         self.lines: dict[int, tuple[int, str, tuple[str, ...]]] = {}
+        self.light: set[str] = set()
+        """Tape locals holding `light(value)`: a Meta, or a small numpy value itself."""
 
     def emit(self, text: str, step: tuple[int, str, tuple[str, ...]] | None = None) -> None:
         self.source.append(text)
@@ -105,6 +107,7 @@ def compile_run(
     program = plan.program if backward is None else backward.program
     namespace: dict[str, Any] = {
         "light": light, "norm": _normalised, "unpack": _unpacked, "up": upstream,
+        "split": with_residual,
         "SCALARS": SCALAR_TYPES, "ND": np.ndarray, "conform": conform, "count": check_count,
     }
     w = _Writer()
@@ -119,19 +122,25 @@ def compile_run(
         plugin_made = plan.resolved.plugins[plan.steps[position].node] != BUILTIN_PLUGIN
         args = ", ".join(f"v{i}" for i in ins)
         where = (position, "forward", tuple(f"v{i}" for i in ins))
+        call = f"f{position}({args})"
+        if record >= SAVE_RESIDUAL:  # forward_saving: (output, residual)
+            w.emit(f"    t, r{position} = split({call})", where)
+            call = "t"
         if multi:
             targets = "".join(f"v{s}, " for s in out)
-            w.emit(f"    {targets}= unpack(f{position}({args}), {len(out)}, {plugin_made})", where)
+            w.emit(f"    {targets}= unpack({call}, {len(out)}, {plugin_made})", where)
         elif plugin_made:
-            w.emit(f"    v{out} = norm(f{position}({args}))", where)
+            w.emit(f"    v{out} = norm({call})", where)
         else:
-            w.emit(f"    v{out} = f{position}({args})", where)
+            w.emit(f"    v{out} = {call}", where)
         if record:
             keep_in = record & SAVE_INPUTS
             for k, slot in enumerate(ins):
                 kept = keep_in or slot in held
                 w.emit(f"    a{position}_{k} = " + (f"v{slot}" if kept else f"light(v{slot})"),
                        where)
+                if not kept:
+                    w.light.add(f"a{position}_{k}")
             outs = out if multi else (out,)
             saved = [f"v{s}" if record & SAVE_OUTPUTS or s in held else f"light(v{s})"
                      for s in outs]
@@ -179,10 +188,13 @@ def _emit_backward(
         w.emit("    " + " = ".join(f"g{s}" for s in receivers[chunk:chunk + 64]) + " = None")
     w.emit(f"    g{backward.of} = seed(v{backward.of})")
     for position in sorted(backward.reverse, reverse=True):
-        vjp, vjps, ins, out, multi, want = backward.reverse[position]
+        vjp, vjps, ins, out, multi, want, gets_residual = backward.reverse[position]
         tape = tuple(f"a{position}_{k}" for k in range(len(ins)))
         where = (position, "backward", tape)
         rule_args = ", ".join((f"y{position}", *tape))
+        if gets_residual:
+            rule_args += f", residual=r{position}"
+            tape += (f"r{position}",)
         if multi:
             w.emit(f"    u = up(({''.join(f'g{s}, ' for s in out)}), y{position})", where)
         else:
@@ -216,12 +228,17 @@ def _emit_add(
 ) -> None:
     """Check one gradient against its input and add it to the total. Two numpy scalars of one
     class have one dtype and shape (), so for them one identity test is the whole check;
-    arrays compare shape and dtype; anything else goes to execute's `conform`."""
+    arrays compare shape and dtype (with the input's `Meta` when the tape keeps only that);
+    anything else goes to execute's `conform`."""
     arg = f"a{position}_{index}"
+    mismatch = (f"(c is not ND or x.shape != {arg}.shape or x.dtype is not {arg}.dtype and "
+                f"x.dtype != {arg}.dtype)")
     w.emit(f"{indent}if x is not None:", where)
     w.emit(f"{indent}    c = x.__class__", where)
-    w.emit(f"{indent}    if c is not {arg}.__class__ or c not in SCALARS and (c is not ND or "
-           f"x.shape != {arg}.shape or x.dtype is not {arg}.dtype and x.dtype != {arg}.dtype): "
-           f"x = conform({position}, {index}, x, {arg})", where)
+    if arg in w.light:  # a Meta or a small numpy value: both have .shape and .dtype
+        test = f"(c is not {arg}.__class__ or c not in SCALARS) and {mismatch}"
+    else:
+        test = f"c is not {arg}.__class__ or c not in SCALARS and {mismatch}"
+    w.emit(f"{indent}    if {test}: x = conform({position}, {index}, x, {arg})", where)
     w.emit(f"{indent}    g{slot} = x if g{slot} is None else g{slot} + x", where)
 

@@ -30,6 +30,7 @@ from graphkit.ops.prims import sum_to
 from graphkit.plan import (
     SAVE_INPUTS,
     SAVE_OUTPUTS,
+    SAVE_RESIDUAL,
     BackwardPlan,
     Plan,
     Step,
@@ -37,7 +38,7 @@ from graphkit.plan import (
     compile_plan,
 )
 from graphkit.registry import Registry, default_registry
-from graphkit.tape import light, outputs_of, upstream
+from graphkit.tape import light, outputs_of, upstream, with_residual
 
 
 @dataclass
@@ -236,9 +237,10 @@ def _check_names(plan: Plan, inputs: Mapping[str, Any]) -> None:
 
 def _forward(
     plan: Plan, values: list[Any], backward: BackwardPlan | None = None
-) -> list[tuple[int, list[Any], Any]]:
-    """Run every step; return the tape of (step position, saved inputs, saved output)."""
-    tape: list[tuple[int, list[Any], Any]] = []
+) -> list[tuple[Any, ...]]:
+    """Run every step; return the tape of (step position, saved inputs, saved output,
+    residual: what forward_saving returned beside the output, else None)."""
+    tape: list[tuple[Any, ...]] = []
     record_step = tape.append
     program = plan.program if backward is None else backward.program
     position = -1
@@ -247,6 +249,9 @@ def _forward(
         for position, (forward, ins, out, multi, frees, record) in enumerate(program):
             args = [values[i] for i in ins]
             result = forward(*args)
+            residual = None
+            if record >= SAVE_RESIDUAL:
+                result, residual = with_residual(result)
             if multi:
                 result = outputs_of(result, len(out))
                 for slot, value in zip(out, result, strict=True):
@@ -258,6 +263,7 @@ def _forward(
                     position,
                     args if record & SAVE_INPUTS else [light(a) for a in args],
                     result if record & SAVE_OUTPUTS else _light_result(result, multi),
+                    residual,
                 ))
             for slot in frees:
                 values[slot] = None
@@ -273,7 +279,7 @@ def _light_result(result: Any, multi: bool) -> Any:
 
 
 def _backward(
-    plan: Plan, backward: BackwardPlan, tape: list[tuple[int, list[Any], Any]], seed: Any
+    plan: Plan, backward: BackwardPlan, tape: list[tuple[Any, ...]], seed: Any
 ) -> list[Any]:
     """Run the tape in reverse; the total gradient of each wrt value (None: no path)."""
     grads: list[Any] = [None] * len(plan.slots)
@@ -282,8 +288,8 @@ def _backward(
     reverse = backward.reverse
     position, args = -1, []
     try:
-        for position, args, saved_out in reversed(tape):
-            vjp, vjps, ins, out, multi, want = reverse[position]
+        for position, args, saved_out, residual in reversed(tape):
+            vjp, vjps, ins, out, multi, want, gets_residual = reverse[position]
             if multi:
                 up = upstream(tuple(grads[s] for s in out), saved_out)
                 if up is None:
@@ -297,11 +303,13 @@ def _backward(
             if vjps is not None:
                 for index, rule in enumerate(vjps):
                     if want[index] and rule is not None:
-                        grad = rule(up, saved_out, *args)
+                        grad = rule(up, saved_out, *args, residual=residual) \
+                            if gets_residual else rule(up, saved_out, *args)
                         if grad is not None:
                             _add(plan, position, grads, ins[index], grad, args[index], index)
             elif vjp is not None:
-                local = vjp(up, saved_out, *args)
+                local = vjp(up, saved_out, *args, residual=residual) \
+                    if gets_residual else vjp(up, saved_out, *args)
                 if local is None:
                     continue
                 if type(local) is not tuple or len(local) != len(args):

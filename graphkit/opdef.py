@@ -57,6 +57,12 @@ class OpDef:
     `saves` says which of output/inputs `vjp` reads; the others reach it as `Meta` (shape and
     dtype only), so a run with gradients keeps nothing a rule does not need. Rules return
     gradients in the broadcast shape; the executor sums them back to each input's shape.
+
+    forward_saving(*inputs, **attributes) -> (output, residual), optional: the forward rule of
+    runs that backpropagate through the node, returning also what the vjp would otherwise
+    recompute (the cross-entropy's probabilities). Its output must equal `forward`'s; the
+    residual (anything) reaches the vjp (each rule, for a tuple) as the keyword `residual`,
+    is kept until the node's backward step, and must not be modified.
     """
 
     name: str
@@ -70,6 +76,7 @@ class OpDef:
     num_outputs: int = 1
     attributes: type[BaseModel] = NoAttributes
     saves: frozenset[str] = SAVES
+    forward_saving: Callable[..., tuple[Any, Any]] | None = None
     infer: Callable[..., list[Shape]] | None = None
     sample: Callable[[np.random.Generator], tuple[list[np.ndarray], dict[str, Any]]] | None = None
     onnx: Any = None
@@ -115,6 +122,11 @@ class OpDef:
             found.append(self.api_problem())
         if not callable(self.forward):
             found.append("forward is not callable")
+        if self.forward_saving is not None:
+            if not callable(self.forward_saving):
+                found.append("forward_saving is not callable")
+            if self.vjp is None:
+                found.append("forward_saving is set but vjp is None: nothing reads a residual")
         if isinstance(self.vjp, tuple):
             if self.variadic:
                 found.append("a variadic op's vjp must be one rule, not a tuple")

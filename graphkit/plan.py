@@ -35,6 +35,8 @@ class Step(NamedTuple):
     node: int
     saves_inputs: bool
     saves_outputs: bool
+    saving: Any = None
+    """The forward rule that also returns a residual for the vjp (OpDef.forward_saving), bound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class BackwardPlan:
     program: list[tuple[Any, ...]] = field(default_factory=list)
     """The forward pass of this backward plan: (forward, ins, out, multi, frees, record)."""
     reverse: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    """Per recorded step: (vjp, vjps, ins, out, multi, wants)."""
+    """Per recorded step: (vjp, vjps, ins, out, multi, wants, gets a residual)."""
 
 
 @dataclass
@@ -153,11 +155,12 @@ class Plan:
         modes = {
             position: RECORD | (SAVE_INPUTS if self.steps[position].saves_inputs else 0)
             | (SAVE_OUTPUTS if self.steps[position].saves_outputs else 0)
+            | (SAVE_RESIDUAL if self.steps[position].saving is not None else 0)
             for position in record
         }
         reverse = {
             position: (step.vjp, step.vjps, step.ins, step.out, isinstance(step.out, tuple),
-                       wants[position])
+                       wants[position], step.saving is not None)
             for position, step in enumerate(self.steps) if position in record
         }
         return BackwardPlan(
@@ -171,19 +174,22 @@ class Plan:
         )
 
 
-RECORD, SAVE_INPUTS, SAVE_OUTPUTS = 1, 2, 4
-"""Bits of a program step's `record`: put it on the tape, keeping its inputs, its output."""
+RECORD, SAVE_INPUTS, SAVE_OUTPUTS, SAVE_RESIDUAL = 1, 2, 4, 8
+"""Bits of a program step's `record`: put it on the tape, keeping its inputs, its output, the
+residual its forward_saving returns (the highest bit: `record >= SAVE_RESIDUAL` tests it)."""
 
 
 def _program(
     steps: list[Step], free_after: tuple[tuple[int, ...], ...], modes: dict[int, int]
 ) -> list[tuple[Any, ...]]:
     """The steps as flat tuples, so the run loop unpacks instead of looking attributes up."""
-    return [
-        (step.forward, step.ins, step.out, isinstance(step.out, tuple), free_after[position],
-         modes.get(position, 0))
-        for position, step in enumerate(steps)
-    ]
+    program = []
+    for position, step in enumerate(steps):
+        mode = modes.get(position, 0)
+        forward = step.saving if mode & SAVE_RESIDUAL else step.forward
+        program.append((forward, step.ins, step.out, isinstance(step.out, tuple),
+                        free_after[position], mode))
+    return program
 
 
 def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
@@ -254,14 +260,14 @@ def _compile(resolved: ResolvedGraph) -> Plan:
             rules = unbound.get(id(op))
             if rules is None:
                 rules = unbound[id(op)] = _rules(op, {})
-        forward, vjp, vjps, multi, saves_inputs, saves_outputs = rules
+        forward, vjp, vjps, multi, saves_inputs, saves_outputs, saving = rules
         if numbered is not None:
             ins, outs = numbered[index]
             out = outs if multi else outs[0]
         else:
             ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
             out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
-        append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs))
+        append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs, saving))
     outputs = [(info.name, slots[info.name]) for info in model.outputs]
     keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}
     return Plan(
@@ -277,15 +283,16 @@ def _compile(resolved: ResolvedGraph) -> Plan:
 
 def _rules(op: Any, attributes: dict[str, Any]) -> tuple[Any, ...]:
     """An op's rules with a node's attributes bound: (forward, vjp, vjps, multi-output,
-    saves inputs, saves outputs)."""
+    saves inputs, saves outputs, forward_saving)."""
     forward = functools.partial(op.forward, **attributes) if attributes else op.forward
     vjp = vjps = None
     if isinstance(op.vjp, tuple):
         vjps = tuple(_bind(rule, attributes) for rule in op.vjp)
     elif op.vjp is not None:
         vjp = _bind(op.vjp, attributes)
+    saving = None if op.vjp is None else _bind(op.forward_saving, attributes)
     return (forward, vjp, vjps, op.num_outputs > 1, "inputs" in op.saves,
-            "outputs" in op.saves)
+            "outputs" in op.saves, saving)
 
 
 def coerce_input(info: ValueInfo, value: Any, bound: dict[str, int]) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What a run keeps between its forward and backward passes, the same for the interpreter
 (execute.py) and compiled plans (codegen.py): light stand-ins for values a rule does not read,
-a multi-output step's results checked, and its upstream gradients made whole."""
+a multi-output step's results checked, a residual split from its output, and a multi-output
+step's upstream gradients made whole."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def outputs_of(result: Any, count: int) -> tuple[Any, ...]:
     result = tuple(result)
     if len(result) != count:
         raise ValueError(f"forward returned {len(result)} outputs, expected {count}")
+    return result
+
+
+def with_residual(result: Any) -> tuple[Any, Any]:
+    """forward_saving's (output, residual), or a ValueError saying what it returned instead."""
+    if type(result) is not tuple or len(result) != 2:
+        got = f"{len(result)} items" if isinstance(result, tuple | list) else \
+            f"a {type(result).__name__}"
+        raise ValueError(f"forward_saving returned {got}, expected a tuple (output, residual)")
     return result
 
 

@@ -518,6 +518,119 @@ def test_multi_output_op_gradients() -> None:
     assert result.gradients["x"] == pytest.approx(12.0 * 2.0)  # d(6 x^2)/dx = 12 x
 
 
+# -- residuals: forward_saving hands the vjp what the forward computed ------------------------
+
+
+class Residual:
+    """A residual the tests can hold a weak reference to."""
+
+    def __init__(self, exps: np.ndarray) -> None:
+        self.exps = exps
+
+
+def softplus(calls: list[str], made: list[weakref.ref] | None = None) -> OpDef:
+    """log(1 + e^x), whose gradient e^x / (1 + e^x) reuses the forward's e^x."""
+
+    def forward(x):
+        calls.append("forward")
+        return np.log1p(np.exp(x))
+
+    def saving(x):
+        calls.append("saving")
+        residual = Residual(np.exp(x))
+        if made is not None:
+            made.append(weakref.ref(residual))
+        return np.log1p(residual.exps), residual
+
+    def vjp(g, y, x, *, residual):
+        calls.append("vjp")
+        return (g * residual.exps / (1 + residual.exps),)
+
+    return OpDef("Softplus", forward, vjp, domain="test", saves=frozenset(),
+                 forward_saving=saving)
+
+
+def test_a_residual_reaches_the_vjp_and_only_backprop_runs_compute_it() -> None:
+    calls: list[str] = []
+    registry = with_ops(softplus(calls))
+    b = GraphBuilder("softplus")
+    b.output(b.op("test::Softplus", b.input("x", shape=[3])).sum(), "f")
+    graph = b.build()
+    x = np.array([-2.0, 0.0, 3.0])
+    assert run(graph, {"x": x}, registry).outputs["f"] == pytest.approx(np.log1p(np.exp(x)).sum())
+    assert calls == ["forward"]
+    calls.clear()
+    result = run(graph, {"x": x}, registry, wrt=["x"])
+    assert calls == ["saving", "vjp"]
+    np.testing.assert_allclose(result.gradients["x"], 1 / (1 + np.exp(-x)))
+    assert result.outputs["f"] == pytest.approx(np.log1p(np.exp(x)).sum())
+
+
+def test_a_residual_is_let_go_once_its_backward_step_ran() -> None:
+    made: list[weakref.ref] = []
+    registry = with_ops(softplus([], made))
+    b = GraphBuilder("softplus")
+    b.output(b.op("test::Softplus", b.input("x", shape=[1000])).sum(), "f")
+    result = run(b.build(), {"x": np.zeros(1000)}, registry, wrt=["x"])
+    gc.collect()
+    assert len(made) == 1 and made[0]() is None
+    np.testing.assert_allclose(result.gradients["x"], 0.5)
+
+
+def test_a_residual_reaches_each_per_input_rule_that_runs() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def saving(a, b):
+        return a * b, "product computed"
+
+    def grad_a(g, y, a, b, *, residual):
+        seen.append(("a", residual))
+        return g * b
+
+    def grad_b(g, y, a, b, *, residual):
+        seen.append(("b", residual))
+        return g * a
+
+    registry = with_ops(OpDef("Times", lambda a, b: a * b, (grad_a, grad_b), domain="test",
+                              num_inputs=2, forward_saving=saving))
+    b = GraphBuilder("times")
+    a, c = b.inputs("a", "b")
+    b.output(b.op("test::Times", a, c), "y")
+    graph = b.build()
+    assert run(graph, {"a": 2.0, "b": 5.0}, registry, wrt=["b"]).gradients == {"b": 2.0}
+    assert seen == [("b", "product computed")]
+
+
+def test_a_multi_output_op_with_a_residual() -> None:
+    registry = with_ops(OpDef(
+        "Split", lambda x: (2 * x, 3 * x),
+        lambda g, y, x, *, residual: (residual[0] * g[0] + residual[1] * g[1],),
+        domain="test", num_outputs=2, saves=frozenset(),
+        forward_saving=lambda x: ((2 * x, 3 * x), (2.0, 3.0)),
+    ))
+    b = GraphBuilder("split")
+    double, triple = b.op("test::Split", b.input("x"), outputs=2)
+    b.output(double * triple, "both")
+    result = run(b.build(), {"x": 2.0}, registry, wrt=["x"])
+    assert result.outputs["both"] == 24.0
+    assert result.gradients["x"] == pytest.approx(24.0)  # d(6 x^2)/dx = 12 x
+
+
+def test_a_forward_saving_that_returns_no_pair_is_an_error_naming_the_node() -> None:
+    registry = with_ops(OpDef("Lonely", lambda x: x * 2, lambda g, y, x, *, residual: (2 * g,),
+                              domain="test", saves=frozenset(),
+                              forward_saving=lambda x: x * 2))
+    b = GraphBuilder("lonely")
+    b.output(b.op("test::Lonely", b.input("x", shape=[2]), name="lonely").sum(), "f")
+    graph = b.build()
+    assert run(graph, {"x": np.ones(2)}, registry).outputs["f"] == 4.0  # forward only: fine
+    with pytest.raises(ExecutionError) as info:
+        run(graph, {"x": np.ones(2)}, registry, wrt=["x"])
+    assert str(info.value).startswith('test::Lonely "lonely"')
+    assert "forward_saving returned a ndarray, expected a tuple (output, residual)" \
+        in str(info.value)
+
+
 # -- memory ----------------------------------------------------------------------------------
 
 

@@ -548,6 +548,17 @@ def test_an_older_api_version_says_to_update_the_plugin() -> None:
     assert op.problems() == [op.api_problem()]
 
 
+def test_a_forward_saving_needs_a_callable_and_a_vjp_to_read_its_residual() -> None:
+    op = OpDef("Odd", lambda x: x, domain="com.example", forward_saving=lambda x: (x, None))
+    assert op.problems() == ["forward_saving is set but vjp is None: nothing reads a residual"]
+    op = OpDef("Odd", lambda x: x, lambda g, y, x, *, residual: (g,), domain="com.example",
+               forward_saving="not a function")  # type: ignore[arg-type]
+    assert op.problems() == ["forward_saving is not callable"]
+    registry = graphkit.builtin_registry(strict=True)
+    with pytest.raises(PluginError, match="forward_saving is not callable"):
+        registry.register_plugin(_plugin(op), name="odd-gates")
+
+
 def test_cli_p_broken_plugin_is_a_warning_line_and_the_rest_works(tmp_path: Path) -> None:
     broken = write(tmp_path / "broken.py", BROKEN["api_version"][0])
     result = run("-p", str(broken), "-p", str(TWICE), "ops", "--json")

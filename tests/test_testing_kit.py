@@ -140,6 +140,27 @@ def test_a_vjp_reading_what_saves_leaves_out_fails_the_contracts_check() -> None
     assert "does it read a value `saves` leaves out?" in report["contracts"].detail
 
 
+def test_a_forward_saving_that_disagrees_with_forward_fails_the_contracts_check() -> None:
+    good = OPS["SoftmaxCrossEntropy"].forward_saving
+    assert good is not None
+
+    def doubled(scores: Any, labels: Any) -> Any:
+        loss, residual = good(scores, labels)
+        return loss * 2, residual
+
+    report = check_gate(broken("SoftmaxCrossEntropy", forward_saving=doubled),
+                        examples=EXAMPLES)
+    assert failed(report) == ["contracts"]
+    assert "forward_saving's output differs from forward's" in report["contracts"].detail
+
+
+def test_a_forward_saving_without_a_residual_fails_the_contracts_check() -> None:
+    op = broken("SoftmaxCrossEntropy", forward_saving=OPS["SoftmaxCrossEntropy"].forward)
+    report = check_gate(op, examples=EXAMPLES)
+    assert "contracts" in failed(report)
+    assert "forward_saving must return a tuple (output, residual)" in report["contracts"].detail
+
+
 def test_a_shape_infer_disagrees_with_fails_the_contracts_check() -> None:
     report = check_gate(broken("Sum", infer=lambda shape, **_: [()]), examples=EXAMPLES)
     assert failed(report) == ["contracts"]

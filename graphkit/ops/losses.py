@@ -46,18 +46,35 @@ def _check(scores: Any, labels: Any) -> None:
         raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got {low}..{high}")
 
 
-def _cross_entropy(scores: Any, labels: Any) -> Any:
+def _cross_entropy_parts(scores: Any, labels: Any) -> tuple[Any, Any, Any]:
+    """The loss, e^(s - max) and its row sums (N, 1): softmax(s) is their quotient."""
     _check(scores, labels)
     # mean of log-sum-exp minus the label's score: -log softmax without the full matrix of it
     shifted = scores - P.row_max(scores)
-    log_sum = P.log(P.sum(P.exp(shifted), [1]))
-    return (P.sum(log_sum) - P.sum(P.pick(shifted, labels))) / scores.shape[0]
+    exps = P.exp(shifted)
+    sums = P.sum(exps, [1], keepdims=True)
+    loss = (P.sum(P.log(sums)) - P.sum(P.pick(shifted, labels))) / scores.shape[0]
+    return loss, exps, sums
 
 
-def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any) -> tuple[Any, None]:
-    direction = P.softmax_minus_one_hot(scores, labels)
-    direction *= g / scores.shape[0]
-    return (direction, None)
+def _cross_entropy(scores: Any, labels: Any) -> Any:
+    return _cross_entropy_parts(scores, labels)[0]
+
+
+def _cross_entropy_saving(scores: Any, labels: Any) -> tuple[Any, tuple[Any, Any, Any]]:
+    """The loss, and what the gradient needs of the forward pass: the exponentials and their
+    sums (so the softmax is not computed twice) and the labels."""
+    loss, exps, sums = _cross_entropy_parts(scores, labels)
+    return loss, (exps, sums, labels)
+
+
+def _cross_entropy_vjp(g: Any, y: Any, scores: Any, labels: Any, *,
+                       residual: tuple[Any, Any, Any]) -> tuple[Any, None]:
+    """(softmax(s) - onehot(y)) g / N: the probabilities scaled in one pass, then g / N taken
+    off each row's label."""
+    exps, sums, labels = residual
+    scale = g / scores.shape[0]
+    return (P.take_at_labels(exps * (scale / sums), labels, scale), None)
 
 
 def _margins(scores: Any, labels: Any, margin: float) -> tuple[Any, Any]:
@@ -134,7 +151,8 @@ def _hinge_read(attributes: Mapping[str, Any], constants: Constants, opset: int
 
 OPS = [
     OpDef("SoftmaxCrossEntropy", _cross_entropy, _cross_entropy_vjp, num_inputs=2,
-          saves=frozenset({"inputs"}), infer=_infer, sample=_sample,
+          saves=frozenset(), forward_saving=_cross_entropy_saving, infer=_infer,
+          sample=_sample,
           onnx=OnnxMapping("SoftmaxCrossEntropyLoss", since=12, export=_cross_entropy_export,
                            read=_cross_entropy_read),
           doc="mean softmax cross-entropy of scores (N, C) against integer labels (N,)"),

@@ -3,8 +3,10 @@
 At each point, for float32 and float64 inputs: forward keeps the inputs' float dtype (no
 silent upcast; an output of a dtype an attribute names, as Cast's `to`, is what was asked for),
 returns num_outputs outputs of the shapes `infer` promises, gives the same result twice and
-leaves its inputs alone; the vjp, given only what `saves` declares, returns one gradient (or
-None) per input in a shape the input broadcasts to, and leaves its arguments alone too.
+leaves its inputs alone; forward_saving, if the op has one, returns (output, residual) with
+forward's output; the vjp, given only what `saves` declares (and the residual), returns one
+gradient (or None) per input in a shape the input broadcasts to, and leaves its arguments
+alone too.
 """
 
 from __future__ import annotations
@@ -61,8 +63,26 @@ def point_problems(op: OpDef, point: Point, dtype: np.dtype) -> list[str]:
     if op.infer is not None:
         problems += _infer_problems(op, point, arrays, outputs)
     if op.vjp is not None:
-        problems += vjp_problems(op, point.fresh(dtype), point.attributes, outputs)
+        residual, problems_saving = _residual(op, point.fresh(dtype), point.attributes, outputs)
+        problems += problems_saving or vjp_problems(op, point.fresh(dtype), point.attributes,
+                                                    outputs, residual)
     return problems
+
+
+def _residual(op: OpDef, arrays: Sequence[np.ndarray], attributes: dict[str, Any],
+              outputs: list[np.ndarray]) -> tuple[Any, list[str]]:
+    """forward_saving's residual (None without one), or why its result is unusable."""
+    if op.forward_saving is None:
+        return None, []
+    result = op.forward_saving(*arrays, **attributes)
+    if not isinstance(result, tuple) or len(result) != 2:
+        return None, ["forward_saving must return a tuple (output, residual)"]
+    saved, problems = _outputs(op, result[0])
+    if problems:
+        return None, [f"forward_saving's output: {problem}" for problem in problems]
+    if any(not _same(a, b) for a, b in zip(saved, outputs, strict=True)):
+        return None, ["forward_saving's output differs from forward's on the same inputs"]
+    return result[1], []
 
 
 def _outputs(op: OpDef, result: Any) -> tuple[list[np.ndarray], list[str]]:
@@ -123,11 +143,14 @@ def _infer_problems(op: OpDef, point: Point, arrays: list[np.ndarray],
 def vjp_problems_at(op: OpDef, point: Point, dtype: np.dtype) -> list[str]:
     """The vjp's part of the contracts alone: whether its gradients can be used at all."""
     outputs, problems = _outputs(op, op.forward(*point.fresh(dtype), **point.attributes))
-    return problems or vjp_problems(op, point.fresh(dtype), point.attributes, outputs)
+    if problems:
+        return problems
+    residual, problems = _residual(op, point.fresh(dtype), point.attributes, outputs)
+    return problems or vjp_problems(op, point.fresh(dtype), point.attributes, outputs, residual)
 
 
 def vjp_problems(op: OpDef, arrays: Sequence[np.ndarray], attributes: dict[str, Any],
-                 outputs: list[np.ndarray]) -> list[str]:
+                 outputs: list[np.ndarray], residual: Any = None) -> list[str]:
     """Whether the vjp, called as the executor calls it, returns usable gradients."""
     rng = np.random.default_rng(0)
     upstream = [rng.standard_normal(o.shape).astype(o.dtype if o.dtype.kind == "f" else "f8")
@@ -138,13 +161,14 @@ def vjp_problems(op: OpDef, arrays: Sequence[np.ndarray], attributes: dict[str, 
     kept = [o if "outputs" in op.saves else Meta(o.shape, o.dtype) for o in outputs]
     g = upstream[0] if op.num_outputs == 1 else tuple(upstream)
     y = kept[0] if op.num_outputs == 1 else tuple(kept)
+    keywords = dict(attributes, residual=residual) if op.forward_saving else attributes
     try:
         if isinstance(op.vjp, tuple):
-            grads: Any = tuple(rule(g, y, *inputs, **attributes) if rule is not None else None
+            grads: Any = tuple(rule(g, y, *inputs, **keywords) if rule is not None else None
                                for rule in op.vjp)
         else:
             assert op.vjp is not None
-            grads = op.vjp(g, y, *inputs, **attributes)
+            grads = op.vjp(g, y, *inputs, **keywords)
     except Exception as exc:  # noqa: BLE001 - reported with a hint
         hint = ""
         if op.saves != frozenset({"inputs", "outputs"}):
