@@ -3,7 +3,8 @@
 Softmax cross-entropy: L = mean_i -log softmax(s_i)[y_i];   dL/ds = (softmax(s) - onehot(y)) / N.
 Multiclass SVM hinge:  L = mean_i sum_{j != y_i} max(0, s_ij - s_iy_i + margin);
                        dL/ds_ij = [margin_ij > 0] for j != y_i, and minus their count at y_i, / N.
-Labels get no gradient.
+Labels get no gradient. Both keep what their forward computed for the gradient
+(`forward_saving`): the cross-entropy its exponentials and row sums, the hinge its margins.
 
 SoftmaxCrossEntropy is ONNX's SoftmaxCrossEntropyLoss (opset 12 on) with reduction "mean", no
 weights and no ignore_index: reading anything else is refused. SVMHinge has no ONNX op; it is
@@ -85,12 +86,19 @@ def _margins(scores: Any, labels: Any, margin: float) -> tuple[Any, Any]:
 
 
 def _hinge(scores: Any, labels: Any, margin: float) -> Any:
+    return _hinge_saving(scores, labels, margin)[0]
+
+
+def _hinge_saving(scores: Any, labels: Any, margin: float) -> tuple[Any, tuple[Any, Any]]:
+    """The loss, and the margins and one-hot labels its gradient reads."""
     _check(scores, labels)
-    return P.sum(_margins(scores, labels, margin)[0]) / scores.shape[0]
-
-
-def _hinge_vjp(g: Any, y: Any, scores: Any, labels: Any, margin: float) -> tuple[Any, None]:
     margins, onehot = _margins(scores, labels, margin)
+    return P.sum(margins) / scores.shape[0], (margins, onehot)
+
+
+def _hinge_vjp(g: Any, y: Any, scores: Any, labels: Any, margin: float, *,
+               residual: tuple[Any, Any]) -> tuple[Any, None]:
+    margins, onehot = residual
     active = P.greater(margins, 0)
     local = active - onehot * P.sum(active, [1], keepdims=True)
     return (g * local / scores.shape[0], None)
@@ -157,7 +165,8 @@ OPS = [
                            read=_cross_entropy_read),
           doc="mean softmax cross-entropy of scores (N, C) against integer labels (N,)"),
     OpDef("SVMHinge", _hinge, _hinge_vjp, num_inputs=2, attributes=HingeAttributes,
-          saves=frozenset({"inputs"}), infer=_infer, sample=_hinge_sample,
+          saves=frozenset(), forward_saving=_hinge_saving, infer=_infer,
+          sample=_hinge_sample,
           onnx=OnnxMapping("SVMHinge", domain=DOMAIN, export=_hinge_export, read=_hinge_read,
                            function=svm_hinge_function),
           doc="mean multiclass SVM hinge loss of scores (N, C) against integer labels (N,)"),

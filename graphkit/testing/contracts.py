@@ -41,6 +41,8 @@ def contracts_check(op: OpDef, examples: int, seed: int) -> Check:
     held = ["float dtype kept", "deterministic", "inputs untouched"]
     if op.infer is not None:
         held.append("shapes as infer says")
+    if op.forward_saving is not None:
+        held.append("forward_saving's output is forward's")
     if op.vjp is not None:
         held.append("one gradient per input, in its shape")
     return Check(NAME, "passed", f"{', '.join(held)} (float32 and float64, {examples} points)")
