@@ -68,8 +68,9 @@ class ResolvedGraph:
     numbered the values on its way (graphs in running order): the plan reuses the numbers
     instead of looking every name up again."""
     slot_shapes: list[Shape] | None = None
-    node_slots: list[tuple[tuple[int, ...], tuple[int, ...]]] | None = None
-    """Per node (index of `model.nodes`): the slots of its inputs and of its outputs."""
+    node_slots: list[tuple[int, ...]] | None = None
+    """Per node (index of `model.nodes`): the slots of its inputs. Its outputs take the next
+    slots in order: the first node's the first slot after the inputs and constants."""
 
     def __eq__(self, other: object) -> bool:
         """Equal when they resolve the same graph alike, however validation got there."""
@@ -234,6 +235,24 @@ def _frozen(value: Any) -> Any:
     return (kind, value)  # a str, int, bool or None (anything unhashable: TypeError)
 
 
+def _attributes_key(attributes: dict[str, Any]) -> tuple[Any, ...]:
+    """`_frozen` of the items of a node's attributes, with scalars done inline (most are)."""
+    parts = []
+    for name, value in attributes.items():
+        kind = type(value)
+        if kind is float:
+            parts.append((name, (float, _pack_float(value))))
+        elif kind is list or kind is dict:
+            parts.append((name, _frozen(value)))
+        else:
+            parts.append((name, (kind, value)))  # (unhashable: TypeError)
+    return tuple(parts)
+
+
+_INFER_CACHE_LIMIT = 1 << 16
+"""Distinct (op, attributes, input shapes) signatures whose inferred shapes one sweep keeps."""
+
+
 def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     """The resolved graph, in one sweep, if it is valid and its nodes are in running order;
     None as soon as anything is not so (`_validate` then finds out what).
@@ -241,6 +260,9 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     Per node: one lookup of its op, count checks, shape inference. An op is looked up, and a
     set of attribute values validated, once per distinct one (by identity of the OpRef, which
     loaders share between nodes; by value of the attributes): a big graph has few distinct ones.
+    Shapes are inferred once per distinct signature, by identity of the input shapes (an
+    inferred shape is shared by every value given it, so a chain or a DAG of like nodes has
+    a handful of signatures), op and attribute values: `infer` is a function of those alone.
     """
     nodes = graph.nodes
     slots: dict[str, int] = {}
@@ -258,9 +280,12 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     # attributes validated from {} if valid and all scalars (else None: see `_validated`)
     by_ref: dict[int, tuple[Any, OpDef, int, bool, int, dict[str, Any] | None]] = {}
     validated: dict[Any, dict[str, Any]] = {}
+    by_signature: dict[tuple[int, ...], list[Shape]] = {}
     ops: list[OpDef] = []
     attrs: list[dict[str, Any]] = []
-    node_slots: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    node_slots: list[tuple[int, ...]] = []
+    slot_of = slots.__getitem__
+    shape_of = shapes.__getitem__
     for node in nodes:
         ref = node.op
         hit = by_ref.get(id(ref))
@@ -278,30 +303,42 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
                 or len(outputs) != num_outputs:
             return None
         given = node.attributes
-        attributes = bare.copy() if bare is not None and not given else _validated(
-            op, given, validated)
-        if attributes is None:
-            return None
-        try:
-            ins = tuple([slots[value] for value in inputs])
-        except KeyError:
-            return None  # not defined yet: another order, or not at all
-        if op.infer is not None:
-            try:
-                result = list(op.infer(*[shapes[i] for i in ins], **attributes))
-            except ValueError:
-                return None
-            if len(result) < len(outputs):
+        if given or bare is None:
+            attributes, token = _validated_token(op, given, validated)
+            if attributes is None:
                 return None
         else:
-            result = [None] * len(outputs)
-        first = len(shapes)
-        for value, shape in zip(outputs, result, strict=False):
-            slots[value] = len(shapes)
-            shapes.append(shape)
-            if len(slots) != len(shapes):
-                return None  # defined twice
-        node_slots.append((ins, tuple(range(first, len(shapes)))))
+            attributes, token = bare.copy(), id(bare)
+        try:
+            ins = tuple(map(slot_of, inputs))
+        except KeyError:
+            return None  # not defined yet: another order, or not at all
+        infer = op.infer
+        if infer is None:
+            result: list[Shape] = [None] * num_outputs
+        else:
+            key = None if token is None else (token, *map(id, map(shape_of, ins)))
+            result = None if key is None else by_signature.get(key)
+            if result is None:
+                try:
+                    result = list(infer(*map(shape_of, ins), **attributes))
+                except ValueError:
+                    return None
+                if len(result) < num_outputs:
+                    return None
+                if key is not None and len(by_signature) < _INFER_CACHE_LIMIT and all(
+                        shape is None or type(shape) is tuple for shape in result):
+                    by_signature[key] = result  # (immutable shapes only: they are shared)
+        if num_outputs == 1:
+            slots[outputs[0]] = len(shapes)
+            shapes.append(result[0])
+        else:
+            for value, shape in zip(outputs, result, strict=False):
+                slots[value] = len(shapes)
+                shapes.append(shape)
+        if len(slots) != len(shapes):
+            return None  # defined twice
+        node_slots.append(ins)
         if node.name != outputs[0]:
             renamed = True
         ops.append(op)
@@ -331,25 +368,33 @@ def _resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
 def _validated(
     op: OpDef, attributes: dict[str, Any], cache: dict[Any, dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """The node's attributes validated by its op (a new dict), or None if they are not valid.
+    """The node's attributes validated by its op (a new dict), or None if they are not valid."""
+    return _validated_token(op, attributes, cache)[0]
+
+
+def _validated_token(
+    op: OpDef, attributes: dict[str, Any], cache: dict[Any, dict[str, Any]]
+) -> tuple[dict[str, Any] | None, int | None]:
+    """The node's attributes validated by its op (a new dict), or None if they are not valid;
+    and a token that stands for the op and these values (None if they are not cached).
 
     Validated once per op and distinct values when the result holds only immutable scalars, so
-    that a shallow copy is a copy."""
+    that a shallow copy is a copy; the token is the id of the cached dict (kept alive there)."""
     try:
-        key = (id(op), tuple((name, _frozen(value)) for name, value in attributes.items()))
+        key = (id(op), _attributes_key(attributes))
         found = cache.get(key)
     except TypeError:  # an unhashable value
         key, found = None, None
     if found is not None:
-        return found.copy()
+        return found.copy(), id(found)
     try:
         values = dict(op.attributes.model_validate(attributes))
     except PydanticValidationError:
-        return None
+        return None, None
     if key is not None and all(type(value) in _SCALARS for value in values.values()):
         cache[key] = values
-        return values.copy()
-    return values
+        return values.copy(), id(values)
+    return values, None
 
 
 def _validate(graph: Graph, registry: Registry) -> ResolvedGraph:

@@ -240,14 +240,19 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         array = constant.to_numpy()
         array.flags.writeable = False
         constants.append((constant.name, slot(constant.name), array))
-    steps = []
+    steps: list[Step] = []
     append = steps.append
     known = slots.get
     unbound: dict[int, tuple[Any, ...]] = {}  # the rules of ops used without attributes
     nodes, ops, attributes = model.nodes, resolved.ops, resolved.attributes
     numbered = resolved.node_slots  # validation's slots: no name looked up again
+    following = len(inputs) + len(constants)  # (numbered) the first output's slot
+    # Steps built as the tuples they are: a NamedTuple's generated __new__ is a Python call
+    # per step. (Only while Step has the fields written below; else by name.)
+    new = tuple.__new__ if Step._fields == ("forward", "vjp", "vjps", "ins", "out", "node",
+                                            "saves_inputs", "saves_outputs") else None
     for index in resolved.order:
-        node, op, bound = nodes[index], ops[index], attributes[index]
+        op, bound = ops[index], attributes[index]
         if bound:
             rules = _rules(op, bound)
         else:
@@ -256,12 +261,22 @@ def _compile(resolved: ResolvedGraph) -> Plan:
                 rules = unbound[id(op)] = _rules(op, {})
         forward, vjp, vjps, multi, saves_inputs, saves_outputs = rules
         if numbered is not None:
-            ins, outs = numbered[index]
-            out = outs if multi else outs[0]
+            ins = numbered[index]
+            if multi:
+                count = len(nodes[index].outputs)
+                out = tuple(range(following, following + count))
+                following += count
+            else:
+                out = following
+                following += 1
         else:
+            node = nodes[index]
             ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
             out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
-        append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs))
+        append(new(Step, (forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs))
+               if new is not None else
+               Step(forward=forward, vjp=vjp, vjps=vjps, ins=ins, out=out, node=index,
+                    saves_inputs=saves_inputs, saves_outputs=saves_outputs))
     outputs = [(info.name, slots[info.name]) for info in model.outputs]
     keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}
     return Plan(

@@ -1,14 +1,108 @@
 """Shortcuts that make loading, validating and planning big graphs fast give what the long
-way gives: young objects aged after a pause."""
+way gives: shape inference once per signature, and young objects aged after a pause."""
 
 from __future__ import annotations
 
 import gc
+import types
 from typing import Any
 
 import pytest
 
+import graphkit
+import graphkit.graph as graph_module
+from graphkit import Graph, Node, OpDef, ValueInfo
 from graphkit.gcpause import gc_paused
+from graphkit.opdef import Shape
+from graphkit.plan import compile_plan
+
+# -- shape inference once per signature -------------------------------------------------------
+
+
+def with_ops(*ops: OpDef) -> graphkit.Registry:
+    """The built-in ops and these."""
+    module = types.ModuleType("extra_ops")
+
+    @graphkit.hookimpl
+    def graphkit_register_ops(register: Any) -> None:
+        for op in ops:
+            register(op)
+
+    module.graphkit_register_ops = graphkit_register_ops  # type: ignore[attr-defined]
+    registry = graphkit.builtin_registry(strict=True)
+    registry.register_plugin(module)
+    return registry
+
+
+def counting_registry(calls: list[tuple[Any, ...]], tuples: bool = True) -> graphkit.Registry:
+    """The built-in ops and `fake::Same`, whose inference counts its calls (and answers with a
+    list instead of a tuple when `tuples` is False: a mutable shape, never shared)."""
+
+    def infer(shape: Shape) -> list[Any]:
+        calls.append(shape)
+        return [shape if tuples or shape is None else list(shape)]
+
+    return with_ops(OpDef("Same", lambda x: x, lambda g, y, x: (g,), domain="fake",
+                          infer=infer))
+
+
+def same_chain(n: int, shape: list[Any] | None) -> Graph:
+    names = ["x", *(f"v{i}" for i in range(1, n + 1))]
+    return Graph(name="same", inputs=[ValueInfo(name="x", shape=shape)],
+                 outputs=[ValueInfo(name=names[-1])],
+                 nodes=[Node(op="fake::Same", inputs=[a], outputs=[b])
+                        for a, b in zip(names, names[1:], strict=False)])
+
+
+@pytest.mark.parametrize("shape", [None, [], [2, "N"]])
+def test_like_nodes_infer_once_and_resolve_as_the_rule_by_rule_check(
+    shape: list[Any] | None
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+    registry = counting_registry(calls)
+    graph = same_chain(50, shape)
+    fast = graph_module._resolve_in_order(graph, registry)
+    assert fast is not None and len(calls) == 1
+    assert fast == graph_module._validate(graph, registry)
+    assert set(fast.shapes.values()) == {None if shape is None else tuple(shape)}
+
+
+def test_mutable_inferred_shapes_are_not_shared() -> None:
+    calls: list[tuple[Any, ...]] = []
+    registry = counting_registry(calls, tuples=False)
+    fast = graph_module._resolve_in_order(same_chain(5, [3]), registry)
+    assert fast is not None and len(calls) == 5
+    shapes = [fast.shapes[f"v{i}"] for i in range(1, 6)]
+    assert all(a is not b for a, b in zip(shapes, shapes[1:], strict=False))
+
+
+def test_the_signature_tells_apart_attributes_that_differ_in_type_or_sign() -> None:
+    """Attributes equal to Python (1, 1.0; 0.0, -0.0) are other signatures."""
+    nodes = [Node(op="Gemm", inputs=["x", "w", "b"], outputs=[f"y{i}"],
+                  attributes={"alpha": alpha}) for i, alpha in enumerate([1, 1.0, -0.0, 0.0, 1])]
+    graph = Graph(name="g", inputs=[ValueInfo(name=n, shape=[2, 2]) for n in "xwb"],
+                  outputs=[ValueInfo(name="y0")], nodes=nodes)
+    registry = graphkit.builtin_registry(strict=True)
+    fast = graph_module._resolve_in_order(graph, registry)
+    assert fast is not None and fast == graph_module._validate(graph, registry)
+    assert [type(a["alpha"]) for a in fast.attributes] == [float] * 5
+
+
+def test_a_plan_numbers_multi_output_nodes_as_validation_did() -> None:
+    """Validation hands the plan the inputs' slots only; outputs follow in order."""
+    registry = with_ops(OpDef("Pair", lambda x: (x, 2 * x), domain="fake", num_outputs=2))
+    graph = Graph(name="g", inputs=[ValueInfo(name="x")], outputs=[ValueInfo(name="d")],
+                  nodes=[Node(op="fake::Pair", inputs=["x"], outputs=["a", "b"]),
+                         Node(op="Add", inputs=["a", "b"], outputs=["c"]),
+                         Node(op="fake::Pair", inputs=["c"], outputs=["d", "e"])])
+    numbered = graph_module._resolve_in_order(graph, registry)
+    assert numbered is not None and numbered.node_slots is not None
+    a, b = compile_plan(numbered), compile_plan(graph_module._validate(graph, registry))
+    assert a.slots == b.slots
+    assert [(s.ins, s.out) for s in a.steps] == [(s.ins, s.out) for s in b.steps] \
+        == [((0,), (1, 2)), ((1, 2), 3), ((3,), (4, 5))]
+    assert a.free_after == b.free_after
+
 
 # -- young objects aged after a pause ---------------------------------------------------------
 
