@@ -196,26 +196,11 @@ def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
 def _last_uses(
     steps: list[Step], keep: set[int], count: int
 ) -> tuple[tuple[int, ...], ...]:
-    """For each step, the slots it reads for the last time (never those in `keep`). Slots
-    are dense, so a list (not a dict) holds each one's last reader: no hashing per read."""
-    last = [-1] * count
-    for position, step in enumerate(steps):
-        for slot in step.ins:
-            last[slot] = position
-        out = step.out
-        if type(out) is tuple:
-            for slot in out:
-                last[slot] = position  # an output nobody reads dies at once
-        else:
-            last[out] = position
-    frees: list[list[int] | tuple[()]] = [()] * len(steps)
-    for slot, position in enumerate(last):
-        if position >= 0 and slot not in keep:
-            if frees[position]:
-                frees[position].append(slot)  # type: ignore[union-attr]
-            else:
-                frees[position] = [slot]
-    return tuple([tuple(f) if f else () for f in frees])
+    """For each step, the slots it reads for the last time (never those in `keep`); found for
+    all steps at once (`graphkit.liveness`)."""
+    from graphkit.liveness import last_uses
+
+    return last_uses(steps, keep, count)
 
 
 def compile_plan(resolved: ResolvedGraph) -> Plan:

@@ -1,5 +1,6 @@
 """Shortcuts that make loading, validating and planning big graphs fast give what the long
-way gives: shape inference once per signature, and young objects aged after a pause."""
+way gives: shape inference once per signature, young objects aged after a pause, last uses
+found for all steps at once."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import types
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_load_fast_paths import dag_graph, mixed_graph
 
 import graphkit
 import graphkit.graph as graph_module
 from graphkit import Graph, Node, OpDef, ValueInfo
 from graphkit.gcpause import gc_paused
+from graphkit.liveness import last_uses
 from graphkit.opdef import Shape
 from graphkit.plan import compile_plan
 
@@ -148,3 +153,54 @@ def test_objects_the_process_froze_stay_frozen(collector_on: None) -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+# -- last uses, vectorised ----------------------------------------------------------------------
+
+
+def last_uses_by_loop(steps: list[Any], keep: set[int], count: int) -> tuple[tuple[int, ...], ...]:
+    """The loop `graphkit.liveness` replaces: each slot's last reader, step by step."""
+    last = [-1] * count
+    for position, step in enumerate(steps):
+        for slot in step.ins:
+            last[slot] = position
+        for slot in step.out if type(step.out) is tuple else (step.out,):
+            last[slot] = position
+    frees: list[list[int]] = [[] for _ in steps]
+    for slot, position in enumerate(last):
+        if position >= 0 and slot not in keep:
+            frees[position].append(slot)
+    return tuple(tuple(f) for f in frees)
+
+
+@st.composite
+def step_lists(draw: st.DrawFn) -> tuple[list[Any], set[int], int]:
+    """Steps in running order over slots 0..count-1: reads of earlier slots (repeats allowed),
+    one or more fresh outputs; some slots kept, some never touched."""
+    given = draw(st.integers(0, 4))
+    steps, defined = [], given
+    for _ in range(draw(st.integers(0, 12))):
+        reads = tuple(draw(st.lists(st.integers(0, defined - 1), max_size=4))) if defined else ()
+        width = draw(st.integers(1, 3))
+        outs = tuple(range(defined, defined + width))
+        defined += width
+        steps.append(types.SimpleNamespace(
+            ins=reads, out=outs if width > 1 or draw(st.booleans()) else outs[0]))
+    count = defined + draw(st.integers(0, 2))
+    keep = set(draw(st.lists(st.integers(0, count - 1), max_size=3))) if count else set()
+    return steps, keep, count
+
+
+@given(step_lists())
+@settings(max_examples=300, deadline=None)
+def test_vectorised_last_uses_equal_the_loop(case: tuple[list[Any], set[int], int]) -> None:
+    steps, keep, count = case
+    assert last_uses(steps, keep, count) == last_uses_by_loop(steps, keep, count)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_plans_free_what_the_loop_frees(index: int) -> None:
+    graph = [same_chain(30, [2]), mixed_graph(), dag_graph(40)][index]
+    plan = compile_plan(graphkit.validate(graph, counting_registry([])))
+    keep = {s for _n, s in plan.outputs} | {s for _n, s, _a in plan.constants}
+    assert plan.free_after == last_uses_by_loop(plan.steps, keep, len(plan.slots))
