@@ -378,8 +378,13 @@ def _infer_in_order(
     attrs: list[dict[str, Any]], tokens: list[int | None],
 ) -> bool:
     """Append each node's inferred output shapes to `shapes` (by slot), in order; False if an
-    inference refuses its inputs (ValueError) or gives fewer shapes than the op has outputs."""
+    inference refuses its inputs (ValueError) or gives fewer shapes than the op has outputs.
+
+    Signatures are keyed by the identity of the input shapes, so inferred shapes are shared:
+    each is replaced by the first equal one (`_shared`), and the next node like this one finds
+    the same signature."""
     by_signature: dict[tuple[int, ...], list[Shape]] = {}
+    by_value: dict[Any, Shape] = {}
     shape_of = shapes.__getitem__
     append = shapes.append
     for ins, op, attributes, token in zip(node_slots, ops, attrs, tokens, strict=True):
@@ -396,14 +401,29 @@ def _infer_in_order(
                 return False
             if len(result) < count:
                 return False
-            if key is not None and len(by_signature) < _INFER_CACHE_LIMIT and all(
-                    shape is None or type(shape) is tuple for shape in result):
-                by_signature[key] = result  # (immutable shapes only: they are shared)
+            if key is not None and len(by_signature) < _INFER_CACHE_LIMIT:
+                shared = [_shared(shape, by_value) for shape in result]
+                if all(shape is not _UNSHARED for shape in shared):
+                    result = by_signature[key] = shared
         if count == 1:
             append(result[0])
         else:
             shapes += result[:count]
     return True
+
+
+_UNSHARED = object()
+_DIMS = (int, str, type(None))
+
+
+def _shared(shape: Shape, by_value: dict[Any, Shape]) -> Any:
+    """The first shape seen equal to this one, or this one; `_UNSHARED` unless it is None or a
+    tuple of ints, strings and Nones (immutable, and equal only if alike: not so 1 and True)."""
+    if shape is None:
+        return None
+    if type(shape) is not tuple or not all(type(dim) in _DIMS for dim in shape):
+        return _UNSHARED
+    return by_value.setdefault(shape, shape)
 
 
 def _validated(

@@ -72,6 +72,26 @@ def test_like_nodes_infer_once_and_resolve_as_the_rule_by_rule_check(
     assert set(fast.shapes.values()) == {None if shape is None else tuple(shape)}
 
 
+def test_inferred_shapes_are_shared_so_like_nodes_hit() -> None:
+    """Each inference returns a new tuple; equal ones are shared, so after the first few
+    nodes of a DAG every signature is known (else every node would be a new one)."""
+    calls: list[tuple[Any, ...]] = []
+    registry = graphkit.builtin_registry(strict=True)
+    gemm = registry.get("Gemm")
+    assert gemm is not None and gemm.infer is not None
+    infer = gemm.infer
+    counted = with_ops(OpDef("Gemm2", gemm.forward, gemm.vjp, domain="fake", num_inputs=3,
+                             attributes=gemm.attributes, saves=gemm.saves,
+                             infer=lambda *args, **kw: (calls.append(args), infer(*args, **kw))[1]))
+    graph = dag_graph(200)
+    graph = graph.model_copy(update={"nodes": [
+        node.model_copy(update={"op": graphkit.OpRef(domain="fake", name="Gemm2")})
+        for node in graph.nodes]})
+    fast = graph_module._resolve_in_order(graph, counted)
+    assert fast is not None and len(calls) < 20
+    assert fast == graph_module._validate(graph, counted)
+
+
 def test_mutable_inferred_shapes_are_not_shared() -> None:
     calls: list[tuple[Any, ...]] = []
     registry = counting_registry(calls, tuples=False)
