@@ -7,7 +7,9 @@ refused, and external data is read only from plain files inside the model's own 
 Speed: a big graph has few distinct kinds of node (op type, attributes, graphkit's metadata),
 so what a node becomes is worked out once per kind, found by the node's bytes other than its
 inputs, outputs and name (`_bytes_key`), including the check that its attributes round-trip
-exactly; later nodes of the kind are built without validating again (`trusted_node`). The
+exactly; later nodes of the kind are built without validating again (`trusted_node`), the
+plain ones (every input given, names unused) in the import's loop itself (`_Kind.direct`). The
+graph is validated without its nodes, which are set afterwards: each is a Node already. The
 garbage collector is paused meanwhile (`graphkit.gcpause`).
 """
 
