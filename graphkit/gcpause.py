@@ -8,7 +8,15 @@ spends a growing share of its time collecting nothing, and its time per node gro
 graph. Reference counting still frees everything while the collector is paused; only reference
 cycles made meanwhile wait for the next collection after the pause.
 
-Not `gc.freeze()` after a load: it affects the whole process (cyclic garbage alive at that
+When the outermost pause ends, the objects it made are moved to the oldest generation in
+constant time (`gc.freeze()` then at once `gc.unfreeze()`, which splices the generations'
+lists): else the first allocation after the pause runs a young collection that traverses every
+one of them, only to find them alive (measured: 80 ms after loading the 100,000-node chain, a
+sixth of loading it). Nothing stays frozen, so cyclic garbage that happened to be young then is
+found by the next full collection instead of a young one. Skipped when the process keeps frozen
+objects of its own (`gc.get_freeze_count()`), which `gc.unfreeze()` would release.
+
+Not `gc.freeze()` alone after a load: it affects the whole process (cyclic garbage alive at that
 moment is never collected), and measured on the 100,000 and 1,000,000-node DAGs it did not make
 validating, planning or the first run faster (once a collection has moved the graph's objects
 to the oldest generation, full collections are rare again).
@@ -44,7 +52,15 @@ class _Paused:
         with _lock:
             _depth -= 1
             if _depth == 0 and _was_enabled:
+                _age_young_objects()
                 gc.enable()
+
+
+def _age_young_objects() -> None:
+    """Every tracked object into the oldest generation, without traversing any (see above)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def gc_paused() -> _Paused:

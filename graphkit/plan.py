@@ -16,6 +16,7 @@ import numpy as np
 from graphkit.errors import InputError
 from graphkit.gcpause import gc_paused
 from graphkit.graph import ResolvedGraph
+from graphkit.liveness import last_uses
 from graphkit.model import FLOAT_DTYPES, ValueInfo
 
 
@@ -37,6 +38,10 @@ class Step(NamedTuple):
     saves_outputs: bool
     saving: Any = None
     """The forward rule that also returns a residual for the vjp (OpDef.forward_saving), bound."""
+
+
+assert Step._fields == ("forward", "vjp", "vjps", "ins", "out", "node", "saves_inputs",
+                        "saves_outputs", "saving"), "_compile builds Steps by position"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,31 +204,6 @@ def _bind(rule: Any, attributes: dict[str, Any]) -> Any:
     return functools.partial(rule, **attributes)
 
 
-def _last_uses(
-    steps: list[Step], keep: set[int], count: int
-) -> tuple[tuple[int, ...], ...]:
-    """For each step, the slots it reads for the last time (never those in `keep`). Slots
-    are dense, so a list (not a dict) holds each one's last reader: no hashing per read."""
-    last = [-1] * count
-    for position, step in enumerate(steps):
-        for slot in step.ins:
-            last[slot] = position
-        out = step.out
-        if type(out) is tuple:
-            for slot in out:
-                last[slot] = position  # an output nobody reads dies at once
-        else:
-            last[out] = position
-    frees: list[list[int] | tuple[()]] = [()] * len(steps)
-    for slot, position in enumerate(last):
-        if position >= 0 and slot not in keep:
-            if frees[position]:
-                frees[position].append(slot)  # type: ignore[union-attr]
-            else:
-                frees[position] = [slot]
-    return tuple([tuple(f) if f else () for f in frees])
-
-
 def compile_plan(resolved: ResolvedGraph) -> Plan:
     """Turn a validated graph into a plan; done once per graph, reused by every run."""
     with gc_paused():  # millions of steps and tuples, none of them garbage (gcpause.py)
@@ -246,14 +226,18 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         array = constant.to_numpy()
         array.flags.writeable = False
         constants.append((constant.name, slot(constant.name), array))
-    steps = []
+    steps: list[Step] = []
     append = steps.append
     known = slots.get
     unbound: dict[int, tuple[Any, ...]] = {}  # the rules of ops used without attributes
     nodes, ops, attributes = model.nodes, resolved.ops, resolved.attributes
     numbered = resolved.node_slots  # validation's slots: no name looked up again
+    following = len(inputs) + len(constants)  # (numbered) the first output's slot
+    # Steps built as the tuples they are: a NamedTuple's generated __new__ is a Python call
+    # per step. The fields in Step's order (checked where Step is defined).
+    new = tuple.__new__
     for index in resolved.order:
-        node, op, bound = nodes[index], ops[index], attributes[index]
+        op, bound = ops[index], attributes[index]
         if bound:
             rules = _rules(op, bound)
         else:
@@ -262,12 +246,20 @@ def _compile(resolved: ResolvedGraph) -> Plan:
                 rules = unbound[id(op)] = _rules(op, {})
         forward, vjp, vjps, multi, saves_inputs, saves_outputs, saving = rules
         if numbered is not None:
-            ins, outs = numbered[index]
-            out = outs if multi else outs[0]
+            ins = numbered[index]
+            if multi:
+                count = len(nodes[index].outputs)
+                out = tuple(range(following, following + count))
+                following += count
+            else:
+                out = following
+                following += 1
         else:
+            node = nodes[index]
             ins = tuple([s if (s := known(v)) is not None else slot(v) for v in node.inputs])
             out = tuple([slot(v) for v in node.outputs]) if multi else slot(node.outputs[0])
-        append(Step(forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs, saving))
+        append(new(Step, (forward, vjp, vjps, ins, out, index, saves_inputs, saves_outputs,
+                          saving)))
     outputs = [(info.name, slots[info.name]) for info in model.outputs]
     keep = {s for _n, s in outputs} | {s for _n, s, _a in constants}
     return Plan(
@@ -277,7 +269,7 @@ def _compile(resolved: ResolvedGraph) -> Plan:
         constants=constants,
         steps=steps,
         outputs=outputs,
-        free_after=_last_uses(steps, keep, len(slots)),
+        free_after=last_uses(steps, keep, len(slots)),
     )
 
 

@@ -7,7 +7,9 @@ refused, and external data is read only from plain files inside the model's own 
 Speed: a big graph has few distinct kinds of node (op type, attributes, graphkit's metadata),
 so what a node becomes is worked out once per kind, found by the node's bytes other than its
 inputs, outputs and name (`_bytes_key`), including the check that its attributes round-trip
-exactly; later nodes of the kind are built without validating again (`trusted_node`). The
+exactly; later nodes of the kind are built without validating again (`trusted_node`), the
+plain ones (every input given, names unused) in the import's loop itself (`_Kind.direct`). The
+graph is validated without its nodes, which are set afterwards: each is a Node already. The
 garbage collector is paused meanwhile (`graphkit.gcpause`).
 """
 
@@ -199,6 +201,10 @@ class _Kind:
         default_factory=dict)
     """By the ids of the constant inputs: the validated attributes, whether they hold no list
     or dict (so a shallow copy is a copy), and the constants (kept alive: ids stay unique)."""
+    direct: tuple[int, dict[str, Any], bool] | None = None
+    """Once a node of the kind without constant inputs is built (an op of fixed arity): its
+    number of inputs, attributes and whether they are flat, for `_Importer.run` to build the
+    kind's plain nodes (every input given, names exact and unused) without `_node`."""
 
 
 _TAG_NAME = 0x1A  # NodeProto field 3 (name), length-delimited
@@ -363,6 +369,16 @@ class _Importer:
                 else:
                     unsupported[kind.shown] += 1
                 continue
+            direct = kind.direct if key is not None else None
+            if direct is not None and len(inputs) == direct[0] and "" not in inputs \
+                    and outputs and "" not in outputs:
+                # what `_node` does for such a node; names from `_bytes_key` are under 128
+                name = outputs[0] if not given_name or given_name == outputs[0] else given_name
+                if name not in names:
+                    names.add(name)
+                    nodes.append(trusted_node(name, kind.ref, inputs, outputs, direct[1].copy()
+                                              if direct[2] else _copy_json(direct[1])))
+                    continue
             try:
                 node, extra = self._node(onnx_node, index, kind, inputs, outputs, given_name,
                                          names, exact_names=key is not None)
@@ -373,6 +389,12 @@ class _Importer:
             nodes.append(node)
             if extra:
                 attribute_inputs.update(extra)
+            elif kind.direct is None and not kind.external and () in kind.attributes:
+                op = kind.op
+                assert op is not None
+                if not op.variadic:
+                    attributes, flat, _constants = kind.attributes[()]
+                    kind.direct = (op.num_inputs, attributes, flat)
         if unsupported:
             listed = ", ".join(f"{op} ({count} node{'s' if count > 1 else ''})"
                                for op, count in sorted(unsupported.items()))
@@ -403,14 +425,17 @@ class _Importer:
         metadata = self._json_prop(METADATA_KEY, None)
         if metadata is None:
             metadata = {k: v for k, v in self.props.items() if not k.startswith("graphkit.")}
-        return Graph(
+        # The nodes are set after validation: each is a Node already (validated, or built by
+        # `trusted_node` from checked parts), and pydantic would walk all of them again.
+        shell = Graph(
             name=graph.name or "onnx_model",
             inputs=inputs,
             outputs=outputs,
             constants=constants,
-            nodes=nodes,
+            nodes=[],
             metadata=metadata,
         )
+        return shell.model_copy(update={"nodes": nodes})
 
     def _choose(self, key: tuple[str, str]) -> tuple[OpDef, OnnxMapping] | None:
         candidates = self.table.get(key, [])
