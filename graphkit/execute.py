@@ -34,6 +34,7 @@ from graphkit.plan import (
     BackwardPlan,
     Plan,
     Step,
+    check_shape,
     coerce_input,
     compile_plan,
 )
@@ -206,8 +207,12 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
     values = plan.start.copy()
     bound: dict[str, int] = {}
     scalars = plan.scalar_inputs
-    for info, slot in plan.inputs:
+    for (info, slot), dtype in zip(plan.inputs, plan.input_dtypes, strict=True):
         value = inputs[info.name]
+        if type(value) is np.ndarray and value.dtype is dtype and value.ndim:
+            check_shape(info, value, bound)  # already what was declared: no coercion
+            values[slot] = value
+            continue
         kind = scalars.get(slot)
         if kind is not None and (type(value) is float or type(value) is int
                                  or type(value) is kind):
@@ -333,7 +338,8 @@ def _gradients(
     for (name, slot), grad in zip(backward.wrt, totals, strict=True):
         if grad is None:  # the value does not reach the output
             grad = np.zeros_like(values[slot])
-        grad = np.asarray(grad)
+        if type(grad) is not np.ndarray:
+            grad = np.asarray(grad)
         if id(grad) in handed_out:  # e.g. Add passes one array to both inputs: no aliasing
             grad = grad.copy()
         handed_out.add(id(grad))
@@ -488,4 +494,5 @@ FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64})
 
 
 def _collect_outputs(plan: Plan, values: list[Any]) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values[slot]) for name, slot in plan.outputs}
+    return {name: value if type(value := values[slot]) is np.ndarray else np.asarray(value)
+            for name, slot in plan.outputs}

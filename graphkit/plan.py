@@ -85,6 +85,9 @@ class Plan:
     start: list[Any] = field(default_factory=list)
     """A run's first values (derived): constants in their slots (0-d ones as numpy scalars,
     which numpy computes with faster), None elsewhere."""
+    input_dtypes: list[np.dtype | None] = field(default_factory=list)
+    """Each input's declared dtype (derived), None where none is declared: an array of exactly
+    that dtype is taken as it is."""
     scalar_inputs: dict[int, type] = field(default_factory=dict)
     """Float inputs declared 0-d, or not declared at all (derived): slot -> numpy scalar type,
     so a Python number becomes the declared scalar in one call instead of a full coercion."""
@@ -93,6 +96,8 @@ class Plan:
         if not self.program:
             self.program = _program(self.steps, self.free_after, {})
         self.input_names = frozenset(info.name for info, _slot in self.inputs)
+        self.input_dtypes = [None if info.dtype is None else np.dtype(info.dtype)
+                             for info, _slot in self.inputs]
         self.start = [None] * len(self.slots)
         for _name, slot, array in self.constants:
             self.start[slot] = array[()] if array.ndim == 0 else array
@@ -304,6 +309,13 @@ def coerce_input(info: ValueInfo, value: Any, bound: dict[str, int]) -> np.ndarr
             array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"input {info.name!r}: {exc}") from None
+    check_shape(info, array, bound)
+    return array
+
+
+def check_shape(info: ValueInfo, array: np.ndarray, bound: dict[str, int]) -> None:
+    """That an input's array has the declared shape; `bound` holds the symbolic dims (N) seen
+    so far in the run, which every input must agree on."""
     if info.shape is not None:
         if array.ndim != len(info.shape):
             raise InputError(
@@ -321,7 +333,6 @@ def coerce_input(info: ValueInfo, value: Any, bound: dict[str, int]) -> np.ndarr
                         f"input {info.name!r} has {declared} = {actual}, "
                         f"but another input has {declared} = {seen}"
                     )
-    return array
 
 
 def _show(shape: list[Any]) -> str:

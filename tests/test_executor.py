@@ -363,6 +363,32 @@ def test_declared_shapes_are_enforced(scores, registry) -> None:
         run(batch_graph(), {"scores": scores, "labels": [0] * len(scores)}, registry)
 
 
+def typed_batch_graph() -> Graph:
+    b = GraphBuilder("typed", dtype="float32")
+    scores = b.input("scores", shape=["N", 3])
+    labels = b.input("labels", shape=["N"], dtype="int64")
+    b.output(b.softmax_cross_entropy(scores, labels), "loss")
+    return b.build()
+
+
+@pytest.mark.parametrize("scores", [np.zeros((2, 4), np.float32), np.zeros(2, np.float32),
+                                    np.zeros((3, 3), np.float32)])
+def test_arrays_of_the_declared_dtype_are_checked_as_any_other(scores, registry) -> None:
+    with pytest.raises(InputError, match="scores|N"):
+        run(typed_batch_graph(), {"scores": scores, "labels": np.zeros(2, np.int64)}, registry)
+
+
+def test_arrays_of_the_declared_dtype_are_used_as_they_are(registry) -> None:
+    scores = np.zeros((2, 3), np.float32)
+    result = run(typed_batch_graph(), {"scores": scores, "labels": np.zeros(2, np.int64)},
+                 registry, wrt=["scores"])
+    assert result.gradients["scores"].dtype == np.float32
+    as_float64 = run(typed_batch_graph(), {"scores": scores.astype(np.float64),
+                                           "labels": np.zeros(2, np.int32)}, registry,
+                     wrt=["scores"])  # coerced to the declared dtypes
+    np.testing.assert_array_equal(result.gradients["scores"], as_float64.gradients["scores"])
+
+
 def test_integer_input_rejects_fractional_values(registry) -> None:
     with pytest.raises(InputError, match="labels"):
         run(batch_graph(), {"scores": np.zeros((2, 3)), "labels": [0.0, 1.5]}, registry)
