@@ -207,12 +207,8 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
     values = plan.start.copy()
     bound: dict[str, int] = {}
     scalars = plan.scalar_inputs
-    for (info, slot), dtype in zip(plan.inputs, plan.input_dtypes, strict=True):
+    for info, slot in plan.inputs:
         value = inputs[info.name]
-        if type(value) is np.ndarray and value.dtype is dtype and value.ndim:
-            check_shape(info, value, bound)  # already what was declared: no coercion
-            values[slot] = value
-            continue
         kind = scalars.get(slot)
         if kind is not None and (type(value) is float or type(value) is int
                                  or type(value) is kind):
@@ -221,6 +217,10 @@ def _start(plan: Plan, inputs: Mapping[str, Any]) -> list[Any]:
                 continue
             except OverflowError:  # an int beyond float range: the full coercion says so
                 pass
+        if type(value) is np.ndarray and value.ndim and value.dtype is plan.input_dtypes[slot]:
+            check_shape(info, value, bound)  # already what was declared: no coercion
+            values[slot] = value
+            continue
         value = coerce_input(info, value, bound)
         values[slot] = value[()] if value.ndim == 0 else value  # scalars: numpy's fast path
     return values
@@ -338,8 +338,7 @@ def _gradients(
     for (name, slot), grad in zip(backward.wrt, totals, strict=True):
         if grad is None:  # the value does not reach the output
             grad = np.zeros_like(values[slot])
-        if type(grad) is not np.ndarray:
-            grad = np.asarray(grad)
+        grad = np.asarray(grad)
         if id(grad) in handed_out:  # e.g. Add passes one array to both inputs: no aliasing
             grad = grad.copy()
         handed_out.add(id(grad))
@@ -494,5 +493,4 @@ FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64})
 
 
 def _collect_outputs(plan: Plan, values: list[Any]) -> dict[str, np.ndarray]:
-    return {name: value if type(value := values[slot]) is np.ndarray else np.asarray(value)
-            for name, slot in plan.outputs}
+    return {name: np.asarray(values[slot]) for name, slot in plan.outputs}

@@ -85,9 +85,9 @@ class Plan:
     start: list[Any] = field(default_factory=list)
     """A run's first values (derived): constants in their slots (0-d ones as numpy scalars,
     which numpy computes with faster), None elsewhere."""
-    input_dtypes: list[np.dtype | None] = field(default_factory=list)
-    """Each input's declared dtype (derived), None where none is declared: an array of exactly
-    that dtype is taken as it is."""
+    input_dtypes: dict[int, np.dtype | None] = field(default_factory=dict)
+    """Each input's declared dtype by slot (derived), None where none is declared: an array of
+    exactly that dtype is taken as it is."""
     scalar_inputs: dict[int, type] = field(default_factory=dict)
     """Float inputs declared 0-d, or not declared at all (derived): slot -> numpy scalar type,
     so a Python number becomes the declared scalar in one call instead of a full coercion."""
@@ -96,8 +96,8 @@ class Plan:
         if not self.program:
             self.program = _program(self.steps, self.free_after, {})
         self.input_names = frozenset(info.name for info, _slot in self.inputs)
-        self.input_dtypes = [None if info.dtype is None else np.dtype(info.dtype)
-                             for info, _slot in self.inputs]
+        self.input_dtypes = {slot: None if info.dtype is None else np.dtype(info.dtype)
+                             for info, slot in self.inputs}
         self.start = [None] * len(self.slots)
         for _name, slot, array in self.constants:
             self.start[slot] = array[()] if array.ndim == 0 else array
