@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 import graphkit
 import graphkit.graph as graph_module
 import graphkit.io.onnx_import as onnx_import
+import graphkit.sweep as sweep
 from graphkit import Graph, GraphValidationError, validate
 from graphkit.errors import FormatError
 from graphkit.gcpause import gc_paused
@@ -289,7 +290,7 @@ def all_graphs() -> list[Graph]:
 def test_one_sweep_resolves_as_the_rule_by_rule_check(index: int) -> None:
     graph = all_graphs()[index]
     registry = graphkit.builtin_registry(strict=True)
-    fast = graph_module._resolve_in_order(graph, registry)
+    fast = sweep.resolve_in_order(graph, registry)
     assert fast is not None
     assert fast == graph_module._validate(graph, registry)
     assert validate(graph, registry) == fast
@@ -303,7 +304,7 @@ def test_a_plan_from_validations_slots_equals_one_that_looks_names_up(index: int
 
     graph = all_graphs()[index]
     registry = graphkit.builtin_registry(strict=True)
-    numbered = graph_module._resolve_in_order(graph, registry)
+    numbered = sweep.resolve_in_order(graph, registry)
     assert numbered is not None and numbered.node_slots is not None
     looked_up = graph_module._validate(graph, registry)
     assert looked_up.node_slots is None
@@ -324,7 +325,7 @@ def test_the_sweep_resolves_attributes_to_the_bit_and_shares_nothing() -> None:
 
 
 def test_frozen_attribute_values_tell_apart_what_validation_may() -> None:
-    keys = [graph_module._frozen(v) for v in (1, 1.0, True, 0.0, -0.0, "1", [1], {"a": 1})]
+    keys = [sweep._frozen(v) for v in (1, 1.0, True, 0.0, -0.0, "1", [1], {"a": 1})]
     assert len(set(keys)) == len(keys)
 
 
@@ -332,10 +333,10 @@ def test_a_graph_out_of_order_or_invalid_takes_the_rule_by_rule_check() -> None:
     registry = graphkit.builtin_registry(strict=True)
     graph = chain_graph(6)
     shuffled = graph.model_copy(update={"nodes": graph.nodes[::-1]})
-    assert graph_module._resolve_in_order(shuffled, registry) is None
+    assert sweep.resolve_in_order(shuffled, registry) is None
     assert validate(shuffled, registry).order == list(range(len(graph.nodes)))[::-1]
     broken = graph.model_copy(update={"nodes": [*graph.nodes, graph.nodes[0]]})
-    assert graph_module._resolve_in_order(broken, registry) is None
+    assert sweep.resolve_in_order(broken, registry) is None
     with pytest.raises(GraphValidationError, match="is used by 2 nodes"):
         validate(broken, registry)
 
@@ -359,10 +360,10 @@ def test_load_and_validate_pause_the_collector_and_restore_it(
     graphkit.save(graph, tmp_path / "g.json")
     graphkit.save(graph, tmp_path / "g.onnx")
     seen: list[bool] = []
-    run, resolve = onnx_import._Importer.run, graph_module._resolve_in_order
+    run, resolve = onnx_import._Importer.run, sweep.resolve_in_order
     monkeypatch.setattr(onnx_import._Importer, "run",
                         lambda self: (seen.append(gc.isenabled()), run(self))[1])
-    monkeypatch.setattr(graph_module, "_resolve_in_order",
+    monkeypatch.setattr(sweep, "resolve_in_order",
                         lambda *args: (seen.append(gc.isenabled()), resolve(*args))[1])
     assert graphkit.load(tmp_path / "g.onnx") == graphkit.load(tmp_path / "g.json") == graph
     validate(graph)

@@ -15,6 +15,7 @@ from test_load_fast_paths import dag_graph, mixed_graph
 
 import graphkit
 import graphkit.graph as graph_module
+import graphkit.sweep as sweep
 from graphkit import Graph, Node, OpDef, ValueInfo
 from graphkit.gcpause import gc_paused
 from graphkit.liveness import last_uses
@@ -66,7 +67,7 @@ def test_like_nodes_infer_once_and_resolve_as_the_rule_by_rule_check(
     calls: list[tuple[Any, ...]] = []
     registry = counting_registry(calls)
     graph = same_chain(50, shape)
-    fast = graph_module._resolve_in_order(graph, registry)
+    fast = sweep.resolve_in_order(graph, registry)
     assert fast is not None and len(calls) == 1
     assert fast == graph_module._validate(graph, registry)
     assert set(fast.shapes.values()) == {None if shape is None else tuple(shape)}
@@ -87,7 +88,7 @@ def test_inferred_shapes_are_shared_so_like_nodes_hit() -> None:
     graph = graph.model_copy(update={"nodes": [
         node.model_copy(update={"op": graphkit.OpRef(domain="fake", name="Gemm2")})
         for node in graph.nodes]})
-    fast = graph_module._resolve_in_order(graph, counted)
+    fast = sweep.resolve_in_order(graph, counted)
     assert fast is not None and len(calls) < 20
     assert fast == graph_module._validate(graph, counted)
 
@@ -95,7 +96,7 @@ def test_inferred_shapes_are_shared_so_like_nodes_hit() -> None:
 def test_mutable_inferred_shapes_are_not_shared() -> None:
     calls: list[tuple[Any, ...]] = []
     registry = counting_registry(calls, tuples=False)
-    fast = graph_module._resolve_in_order(same_chain(5, [3]), registry)
+    fast = sweep.resolve_in_order(same_chain(5, [3]), registry)
     assert fast is not None and len(calls) == 5
     shapes = [fast.shapes[f"v{i}"] for i in range(1, 6)]
     assert all(a is not b for a, b in zip(shapes, shapes[1:], strict=False))
@@ -108,7 +109,7 @@ def test_the_signature_tells_apart_attributes_that_differ_in_type_or_sign() -> N
     graph = Graph(name="g", inputs=[ValueInfo(name=n, shape=[2, 2]) for n in "xwb"],
                   outputs=[ValueInfo(name="y0")], nodes=nodes)
     registry = graphkit.builtin_registry(strict=True)
-    fast = graph_module._resolve_in_order(graph, registry)
+    fast = sweep.resolve_in_order(graph, registry)
     assert fast is not None and fast == graph_module._validate(graph, registry)
     assert [type(a["alpha"]) for a in fast.attributes] == [float] * 5
 
@@ -120,7 +121,7 @@ def test_a_plan_numbers_multi_output_nodes_as_validation_did() -> None:
                   nodes=[Node(op="fake::Pair", inputs=["x"], outputs=["a", "b"]),
                          Node(op="Add", inputs=["a", "b"], outputs=["c"]),
                          Node(op="fake::Pair", inputs=["c"], outputs=["d", "e"])])
-    numbered = graph_module._resolve_in_order(graph, registry)
+    numbered = sweep.resolve_in_order(graph, registry)
     assert numbered is not None and numbered.node_slots is not None
     a, b = compile_plan(numbered), compile_plan(graph_module._validate(graph, registry))
     assert a.slots == b.slots
