@@ -129,57 +129,73 @@ class Plan:
                 cached = self._backward[key] = self._build_backward(of, wrt)
         return cached
 
-    def _between(self, of: str, wrt: tuple[str, ...]) -> tuple[set[int], set[int]]:
-        """The nodes (and value slots) on a path from a `wrt` value to `of`: one sweep down
-        the steps marks what the wrt values reach, one sweep up what reaches `of`."""
-        def outs(step: Step) -> tuple[int, ...]:
-            return step.out if isinstance(step.out, tuple) else (step.out,)
-
-        reached = {self.slots[name] for name in wrt}
-        for step in self.steps:
-            if any(slot in reached for slot in step.ins):
-                reached.update(outs(step))
-        needed = {self.slots[of]}
-        nodes: set[int] = set()
-        for step in reversed(self.steps):
-            if any(slot in needed for slot in outs(step)):
-                needed.update(step.ins)
-                if any(slot in reached for slot in step.ins):
-                    nodes.add(step.node)
-        return nodes, reached & needed
+    def _between(self, of: str, wrt: tuple[str, ...]) -> tuple[bytearray, bytearray]:
+        """Which steps (by position) and which values (by slot) lie on a path from a `wrt`
+        value to `of`, as flags: one sweep down the steps marks what the wrt values reach,
+        one sweep up what reaches `of`. Flags in bytearrays (a byte per slot) rather than sets
+        of ints: a million-node graph's flags take 1 MB, not tens, and stay in cache."""
+        steps, slots = self.steps, self.slots
+        reached = bytearray(len(slots))
+        for name in wrt:
+            reached[slots[name]] = 1
+        for step in steps:
+            for slot in step.ins:
+                if reached[slot]:
+                    out = step.out
+                    if type(out) is tuple:
+                        for value in out:
+                            reached[value] = 1
+                    else:
+                        reached[out] = 1
+                    break
+        needed = bytearray(len(slots))
+        needed[slots[of]] = 1
+        on_path = bytearray(len(steps))
+        for position in range(len(steps) - 1, -1, -1):
+            step = steps[position]
+            out = step.out
+            if needed[out] if type(out) is not tuple else any(needed[s] for s in out):
+                ins = step.ins
+                for slot in ins:
+                    needed[slot] = 1
+                for slot in ins:
+                    if reached[slot]:
+                        on_path[position] = 1
+                        break
+        both = np.frombuffer(reached, np.uint8) & np.frombuffer(needed, np.uint8)
+        return on_path, bytearray(both.tobytes())
 
     def _build_backward(self, of: str, wrt: tuple[str, ...]) -> BackwardPlan:
-        between, between_values = self._between(of, wrt)
-        record: set[int] = set()
+        on_path, between = self._between(of, wrt)
+        steps = self.steps
         wants: dict[int, tuple[bool, ...]] = {}
-        for position, step in enumerate(self.steps):
-            if step.node in between:
-                mask = tuple(slot in between_values for slot in step.ins)
-                if any(mask):
-                    record.add(position)
-                    wants[position] = mask
+        for position in np.flatnonzero(np.frombuffer(on_path, np.uint8)).tolist():
+            mask = tuple([between[slot] == 1 for slot in steps[position].ins])
+            if True in mask:
+                wants[position] = mask
         wrt_slots = {self.slots[name] for name in wrt} | {self.slots[of]}
-        free_after = tuple(
-            tuple(s for s in frees if s not in wrt_slots) for frees in self.free_after
-        )
+        free_after = list(self.free_after)  # the wrt values and `of` are kept to the end
+        for position, frees in enumerate(free_after):
+            if frees and not wrt_slots.isdisjoint(frees):
+                free_after[position] = tuple(s for s in frees if s not in wrt_slots)
         modes = {
-            position: RECORD | (SAVE_INPUTS if self.steps[position].saves_inputs else 0)
-            | (SAVE_OUTPUTS if self.steps[position].saves_outputs else 0)
-            | (SAVE_RESIDUAL if self.steps[position].saving is not None else 0)
-            for position in record
+            position: RECORD | (SAVE_INPUTS if steps[position].saves_inputs else 0)
+            | (SAVE_OUTPUTS if steps[position].saves_outputs else 0)
+            | (SAVE_RESIDUAL if steps[position].saving is not None else 0)
+            for position in wants
         }
         reverse = {
             position: (step.vjp, step.vjps, step.ins, step.out, isinstance(step.out, tuple),
                        wants[position], step.saving is not None)
-            for position, step in enumerate(self.steps) if position in record
+            for position in wants for step in (steps[position],)
         }
         return BackwardPlan(
             of=self.slots[of],
             wrt=tuple((name, self.slots[name]) for name in wrt),
-            record=frozenset(record),
+            record=frozenset(wants),
             wants=wants,
-            free_after=free_after,
-            program=_program(self.steps, free_after, modes),
+            free_after=tuple(free_after),
+            program=_program(steps, free_after, modes),
             reverse=reverse,
         )
 
