@@ -3,7 +3,9 @@ hypothesis profile that keeps the property tests quick on a small machine."""
 
 from __future__ import annotations
 
+import gc
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,3 +42,13 @@ def registry() -> graphkit.Registry:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def collector_on() -> Any:
+    """Python's cyclic garbage collector on for the test, as it was after."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from plugin_helpers import with_ops
 
 import graphkit
 from graphkit import ExecutionError, GraphBuilder, OpDef, execute
@@ -143,22 +144,6 @@ def test_huge_plans_stay_interpreted(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(3):
         execute(plan, {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}, wrt="all")
     assert not any(isinstance(state, Compiled) for state in plan._compiled.values())
-
-
-class Plugin:
-    def __init__(self, *ops: OpDef) -> None:
-        self.ops = ops
-
-    @graphkit.hookimpl
-    def graphkit_register_ops(self, register: Any) -> None:
-        for op in self.ops:
-            register(op)
-
-
-def with_ops(*ops: OpDef) -> graphkit.Registry:
-    registry = graphkit.builtin_registry(strict=True)
-    registry.register_plugin(Plugin(*ops), name="test-ops")
-    return registry
 
 
 def test_plugin_results_that_are_python_numbers_work_compiled(

@@ -11,27 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from plugin_helpers import with_ops
 
 import graphkit
 from graphkit import ExecutionError, Graph, GraphBuilder, InputError, OpDef, execute
-
-
-class Plugin:
-    """An in-process plugin providing the given ops."""
-
-    def __init__(self, *ops: OpDef) -> None:
-        self.ops = ops
-
-    @graphkit.hookimpl
-    def graphkit_register_ops(self, register) -> None:
-        for op in self.ops:
-            register(op)
-
-
-def with_ops(*ops: OpDef) -> graphkit.Registry:
-    registry = graphkit.builtin_registry(strict=True)
-    registry.register_plugin(Plugin(*ops), name="test-ops")
-    return registry
 
 
 @pytest.fixture(autouse=True, params=["interpreted", "compiled"])

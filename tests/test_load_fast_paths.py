@@ -15,7 +15,6 @@ import itertools
 import math
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -342,15 +341,6 @@ def test_a_graph_out_of_order_or_invalid_takes_the_rule_by_rule_check() -> None:
 
 
 # -- the garbage collector ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def collector_on() -> Any:
-    was = gc.isenabled()
-    gc.enable()
-    yield
-    if not was:
-        gc.disable()
 
 
 def test_load_and_validate_pause_the_collector_and_restore_it(

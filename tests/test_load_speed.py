@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plugin_helpers import with_ops
 from test_load_fast_paths import dag_graph, mixed_graph
 
 import graphkit
@@ -23,21 +24,6 @@ from graphkit.opdef import Shape
 from graphkit.plan import compile_plan
 
 # -- shape inference once per signature -------------------------------------------------------
-
-
-def with_ops(*ops: OpDef) -> graphkit.Registry:
-    """The built-in ops and these."""
-    module = types.ModuleType("extra_ops")
-
-    @graphkit.hookimpl
-    def graphkit_register_ops(register: Any) -> None:
-        for op in ops:
-            register(op)
-
-    module.graphkit_register_ops = graphkit_register_ops  # type: ignore[attr-defined]
-    registry = graphkit.builtin_registry(strict=True)
-    registry.register_plugin(module)
-    return registry
 
 
 def counting_registry(calls: list[tuple[Any, ...]], tuples: bool = True) -> graphkit.Registry:
@@ -131,15 +117,6 @@ def test_a_plan_numbers_multi_output_nodes_as_validation_did() -> None:
 
 
 # -- young objects aged after a pause ---------------------------------------------------------
-
-
-@pytest.fixture
-def collector_on() -> Any:
-    was = gc.isenabled()
-    gc.enable()
-    yield
-    if not was:
-        gc.disable()
 
 
 def test_what_a_pause_made_skips_the_young_collection(collector_on: None) -> None:
