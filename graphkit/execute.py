@@ -338,7 +338,8 @@ def _gradients(
     for (name, slot), grad in zip(backward.wrt, totals, strict=True):
         if grad is None:  # the value does not reach the output
             grad = np.zeros_like(values[slot])
-        grad = np.asarray(grad)
+        if grad.__class__ is not np.ndarray:
+            grad = np.asarray(grad)
         if id(grad) in handed_out:  # e.g. Add passes one array to both inputs: no aliasing
             grad = grad.copy()
         handed_out.add(id(grad))
@@ -377,6 +378,9 @@ def _check_count(plan: Plan, step: Step, local: Any, count: int) -> None:
 
 def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
     """The gradient in its input's shape (broadcasting undone) and dtype, or an error."""
+    if grad.__class__ is np.ndarray and arg.__class__ in _SHAPED and grad.dtype is arg.dtype \
+            and grad.shape[1:] == arg.shape and grad.ndim == len(arg.shape) + 1:
+        return np.add.reduce(grad, axis=0)  # a bias's: broadcast over the batch axis
     if not isinstance(grad, (np.ndarray, np.generic)):  # a number or list from a plugin's rule
         grad = np.asarray(grad)
     shape, dtype = grad.shape, grad.dtype
@@ -402,6 +406,9 @@ def _conform(plan: Plan, step: Step, grad: Any, arg: Any, index: int) -> Any:
             )
         grad = grad.astype(want.dtype)
     return grad
+
+
+_SHAPED = (np.ndarray, Meta)
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -11,6 +11,8 @@ import numpy as np
 
 from graphkit.opdef import Meta
 
+_new_tuple = tuple.__new__
+
 SMALL_BYTES = 64
 """Values of at most this size are kept themselves: no bigger than their Meta, cheaper to keep."""
 
@@ -21,7 +23,7 @@ def light(value: Any) -> Any:
     try:
         if value.nbytes <= SMALL_BYTES:
             return value
-        return Meta(value.shape, value.dtype)
+        return _new_tuple(Meta, (value.shape, value.dtype))  # Meta(...) without its Python __new__
     except AttributeError:  # a Python number from a plugin's rule
         return Meta(np.shape(value), np.result_type(value))
 

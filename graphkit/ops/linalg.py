@@ -39,6 +39,8 @@ def _lift(g: Any, a: Any, b: Any) -> tuple[Any, Any, Any]:
 
 def _grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
     """dL/da = g b^T (summed over broadcast batch axes by the executor)."""
+    if b.ndim == 2 and a.ndim == 2:
+        return P.matmul(g, P.swap_last(b))
     g2, _a2, b2 = _lift(g, a, b)
     ga = P.matmul(g2, P.swap_last(b2))
     return P.reshape(ga, ga.shape[:-2] + ga.shape[-1:]) if a.ndim == 1 else ga
@@ -46,6 +48,8 @@ def _grad_a(g: Any, y: Any, a: Any, b: Any) -> Any:
 
 def _grad_b(g: Any, y: Any, a: Any, b: Any) -> Any:
     """dL/db = a^T g."""
+    if a.ndim == 2 and b.ndim == 2:
+        return P.matmul(P.swap_last(a), g)
     g2, a2, _b2 = _lift(g, a, b)
     gb = P.matmul(P.swap_last(a2), g2)
     return P.reshape(gb, gb.shape[:-1]) if b.ndim == 1 else gb
@@ -125,7 +129,7 @@ def _gemm_sample(rng: np.random.Generator) -> S.Sample:
 
 
 OPS = [
-    OpDef("MatMul", lambda a, b: P.matmul(a, b), (_grad_a, _grad_b), num_inputs=2,
+    OpDef("MatMul", P.matmul, (_grad_a, _grad_b), num_inputs=2,
           saves=frozenset({"inputs"}), infer=lambda a, b: [shapes.matmul(a, b)],
           sample=_sample, onnx=same_name("MatMul", since=1),
           doc="matrix product with numpy's broadcasting over batch dimensions"),
