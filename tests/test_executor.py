@@ -455,6 +455,28 @@ def test_float32_graph_keeps_float32(rng) -> None:
     assert report.ok, report.errors
 
 
+@pytest.mark.parametrize(("bias_shape", "dtype"), [
+    ((3,), "float32"), ((3,), "float64"), ((1, 3), "float32"), ((4, 1, 3), "float64")])
+def test_a_broadcast_bias_gets_its_gradient_summed_in_its_shape_and_dtype(
+    bias_shape, dtype, registry, rng
+) -> None:
+    """Broadcasting undone by the executor: over the batch axis (the common case, taken
+    without the general path) and over size-1 and leading axes."""
+    b = GraphBuilder("bias", dtype=dtype)
+    x = b.input("x", shape=[5, 3])
+    bias = b.parameter("bias", rng.standard_normal(bias_shape).astype(dtype))
+    b.output((x + bias) * (x + bias), "y")
+    graph = b.build()
+    data = rng.standard_normal((5, 3)).astype(dtype)
+    result = run(graph, {"x": data}, registry, wrt=["bias"])
+    total = 2 * (data + graph.constant("bias").to_numpy())  # dy/d(x + bias), seeded with ones
+    total = total.sum(axis=tuple(range(total.ndim - len(bias_shape))))  # the leading axes
+    want = total.sum(axis=tuple(i for i, n in enumerate(bias_shape) if n == 1), keepdims=True)
+    grad = result.gradients["bias"]
+    assert grad.shape == bias_shape and grad.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(grad, want, rtol=1e-5)
+
+
 # -- which rules run -------------------------------------------------------------------------
 
 
