@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -23,9 +22,14 @@ from graphkit.opdef import OpDef, Shape
 from graphkit.ops.shapes import show
 from graphkit.registry import Registry, default_registry
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 def to_nx(graph: Graph) -> nx.MultiDiGraph:
     """The graph as networkx; every model field is kept, so `from_nx(to_nx(g)) == g`."""
+    import networkx as nx  # (here: loading, validating and running never need it; 0.1 s)
+
     g = nx.MultiDiGraph(model=graph.model_copy(update={"nodes": []}))
     for info in graph.inputs:
         g.add_node(info.name, kind="input", info=info)
@@ -143,6 +147,8 @@ def _order(graph: Graph) -> tuple[list[int], list[str]]:
         seen.update(node.outputs)
     if in_order:
         return list(range(len(graph.nodes))), []
+    import networkx as nx
+
     g = to_nx(graph)
     try:
         return [n for n in nx.topological_sort(g) if isinstance(n, int)], []

@@ -97,6 +97,22 @@ def test_execute_grad_of_matrices_is_nested_lists() -> None:
     np.testing.assert_allclose(document["gradients"]["x"], 2 * W.T @ q)
 
 
+def test_execute_never_imports_networkx() -> None:
+    """Importing networkx takes about 0.1 s, a third of `graphkit execute`'s wall time:
+    loading, validating and running a graph whose nodes are in order do without it."""
+    code = (
+        "import sys\n"
+        "from graphkit.cli.main import main\n"
+        "sys.argv = ['graphkit', 'execute', sys.argv[1], '--grad', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('networkx' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, NEURON], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(done.stdout)["outputs"]["f"] == pytest.approx(0.7311, abs=1e-4)
+    assert done.stderr.strip() == "False"
+
+
 def test_execute_grad_skips_integer_inputs_and_takes_trainable_constants() -> None:
     gradients = run_json("execute", NET, "--grad")["gradients"]
     assert list(gradients) == ["X", "W1", "b1", "W2", "b2"]
