@@ -1,7 +1,7 @@
 """Run the benchmarks and print one table: workload, graphkit, reference, ratio, target, met.
 
     python -m benchmarks.run                  (or: make bench)
-    python -m benchmarks.run --only scale     (groups: net, scalar, onnx, scale, memory)
+    python -m benchmarks.run --only scale     (groups: net, scalar, onnx, scale, memory, startup)
     python -m benchmarks.run --quick          (scale stops at 100,000 nodes; fewer rounds)
 
 Exits 1 when a target is missed (or a measurement could not be made). Progress goes to stderr.
@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import machine, memory, net, onnx_forward, scalar, scale
+from benchmarks import machine, memory, net, onnx_forward, scalar, scale, startup
 from benchmarks.table import Row, render
 from benchmarks.timing import progress
 
@@ -25,6 +25,7 @@ GROUPS: dict[str, Callable[[bool, int], list[Row]]] = {
     "onnx": onnx_forward.rows,  # 4. the 2-layer net forward against onnxruntime
     "scale": scale.rows,  # 5. time per node from 1,000 to 1,000,000 nodes
     "memory": memory.rows,  # 6. what a run holds at its peak
+    "startup": startup.rows,  # recorded: `graphkit execute` in a new process
 }
 
 

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 import graphkit as gk
-from benchmarks import memory, micrograd_ref, run, scalar, scale, workloads
+from benchmarks import memory, micrograd_ref, run, scalar, scale, startup, workloads
 from benchmarks.table import Row, render
 from graphkit.io.onnx_export import to_onnx
 from graphkit.io.onnx_import import from_onnx
@@ -41,6 +41,12 @@ def test_two_layer_forward_through_onnx_equals_onnxruntime() -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     by_hand = workloads.numpy_two_layer_forward(inputs["X"], inputs["y"], **params)
     np.testing.assert_allclose(ours, by_hand, rtol=1e-5)
+
+
+def test_startup_runs_the_command_it_times() -> None:
+    document = startup.run_command()
+    assert document["outputs"]["f"] == pytest.approx(startup.EXPECTED_F, abs=1e-12)
+    assert set(document["gradients"]) == set(scalar.NEURON_INPUTS)
 
 
 def test_sigmoid_neuron_equals_micrograd_and_the_lecture() -> None:
