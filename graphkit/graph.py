@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ class ResolvedGraph:
     plugins: list[str]
     known_shapes: dict[str, Shape] | None = None
     """Inferred shapes by value name (None when `slots` and `slot_shapes` hold them)."""
-    slots: dict[str, int] | None = None
+    slots: Mapping[str, int] | None = None
     """Value name -> slot (inputs, constants, then node outputs in order), when validation
     numbered the values on its way (graphs in running order): the plan reuses the numbers
     instead of looking every name up again."""

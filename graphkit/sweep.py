@@ -7,6 +7,7 @@ problem; both give equal results on valid graphs (tests/test_load_fast_paths.py)
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from functools import partial
 from itertools import chain, compress
 from operator import attrgetter, itemgetter
@@ -17,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from graphkit.graph import ResolvedGraph, shapes_agree
 from graphkit.model import Graph, Node
+from graphkit.numbering import SEQUENCE_NAMES, number_sequence
 from graphkit.opdef import OpDef, Shape
 from graphkit.registry import Registry
 
@@ -79,13 +81,21 @@ def resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     outputs_of = list(map(_OUTPUTS, nodes))
     names = [info.name for info in graph.inputs] + [c.name for c in graph.constants]
     names += chain.from_iterable(outputs_of)
-    slots = dict(zip(names, range(len(names)), strict=True))
-    if len(slots) != len(names):
-        return None  # a value defined twice
-    try:
-        node_slots = list(map(tuple, map(partial(map, slots.__getitem__), inputs_of)))
-    except KeyError:
-        return None  # a value not defined at all
+    numbered = None
+    if len(names) >= SEQUENCE_NAMES:  # (numbering.py)
+        numbered = number_sequence(names, base, inputs_of,
+                                   np.fromiter(map(len, outputs_of), np.intp, count))
+    slots: Mapping[str, int]
+    if numbered is not None:
+        slots, node_slots = numbered
+    else:
+        slots = dict(zip(names, range(len(names)), strict=True))
+        if len(slots) != len(names):
+            return None  # a value defined twice
+        try:
+            node_slots = list(map(tuple, map(partial(map, slots.__getitem__), inputs_of)))
+        except KeyError:
+            return None  # a value not defined at all
     # the op of each node, and its counts of inputs and outputs
     refs = list(map(_OP, nodes))
     ref_ids = list(map(id, refs))
