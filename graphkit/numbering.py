@@ -119,7 +119,7 @@ def _split(found: np.ndarray, counts: np.ndarray, slots: int) -> list[tuple[int,
     starts = np.cumsum(counts) - counts
     tuples: list[tuple[int, ...]] = []
     grouped = []
-    for arity in np.unique(counts).tolist():
+    for arity in np.flatnonzero(np.bincount(counts)).tolist():  # the arities present
         nodes = np.flatnonzero(counts == arity)
         grouped.append(nodes)
         if arity == 0:
