@@ -64,11 +64,13 @@ class Slots(Mapping[str, int]):
 
 
 def number_sequence(
-    names: list[str], base: int, inputs_of: list[list[str]], out_counts: np.ndarray
+    names: list[str], base: int, inputs_of: list[list[str]], out_counts: np.ndarray,
+    outputs: list[str],
 ) -> tuple[Slots, list[tuple[int, ...]]] | None:
-    """The slots of a sequence's names (`Slots`) and of each node's inputs, if every name a
-    node reads is an input, a constant or the last output of the node before it, and no name
-    is given twice; else None (then a dict decides, and names what is wrong)."""
+    """The slots of a sequence's names (`Slots`, which knows the graph's `outputs` without
+    its full dict) and of each node's inputs, if every name a node reads is an input, a
+    constant or the last output of the node before it, and no name is given twice; else None
+    (then a dict decides, and names what is wrong)."""
     count = len(inputs_of)
     inputs = dict(zip(names[:base], range(base), strict=True))
     if len(inputs) != base or not count:
@@ -79,10 +81,17 @@ def number_sequence(
     if _guessed(names, inputs, inputs_of[:head], counts[:head], last_before[:head]) is None:
         return None
     found = _guessed(names, inputs, inputs_of, counts, last_before)
-    if found is None or not _distinct(names):
+    if found is None:
         return None
+    hashes = np.fromiter(map(hash, names), np.int64, len(names))
+    ordered = np.sort(hashes)
+    if (ordered[1:] == ordered[:-1]).any():
+        return None  # a name given twice (or two names with one hash: the dict tells)
     known = dict(inputs)
-    known[names[-1]] = len(names) - 1  # the last value, usually the graph's output
+    for name in outputs:  # found by hash in one pass each (a handful of names), then checked
+        at = np.flatnonzero(hashes == hash(name)).tolist()
+        if len(at) == 1 and names[at[0]] == name:
+            known[name] = at[0]
     return Slots(names, known), _split(found, counts, len(names))
 
 
@@ -102,13 +111,6 @@ def _guessed(
             return None
         found[rest] = guesses
     return found
-
-
-def _distinct(names: list[str]) -> bool:
-    """Whether no name is given twice: their hashes sorted, no two alike (if two are, a dict
-    finds out whether the names are)."""
-    hashes = np.sort(np.fromiter(map(hash, names), np.int64, len(names)))
-    return not (hashes[1:] == hashes[:-1]).any()
 
 
 def _split(found: np.ndarray, counts: np.ndarray, slots: int) -> list[tuple[int, ...]]:

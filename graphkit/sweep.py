@@ -84,7 +84,8 @@ def resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     numbered = None
     if len(names) >= SEQUENCE_NAMES:  # (numbering.py)
         numbered = number_sequence(names, base, inputs_of,
-                                   np.fromiter(map(len, outputs_of), np.intp, count))
+                                   np.fromiter(map(len, outputs_of), np.intp, count),
+                                   [info.name for info in graph.outputs])
     slots: Mapping[str, int]
     if numbered is not None:
         slots, node_slots = numbered

@@ -397,7 +397,13 @@ def fit(
             total = 0.0
             seen = 0
             for step, batch in enumerate(minibatches(arrays, batch_size, rng), start=1):
-                value, grads = objective(params, batch)
+                try:
+                    value, grads = objective(params, batch)
+                except ExecutionError as exc:  # (e.g. labels out of range): name the data
+                    raise ExecutionError(
+                        f"{source}: epoch {epoch}, step {step}, a batch of arrays "
+                        f"{', '.join(map(repr, batch))}: {exc}"
+                    ) from None
                 if not math.isfinite(value):
                     raise ExecutionError(
                         f"graph {graph.name!r}: loss {loss!r} became {value} at epoch "

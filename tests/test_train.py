@@ -491,3 +491,15 @@ def test_the_examples_training_loop_is_at_most_20_lines() -> None:
     code = [line for line in loop.splitlines()[1:]
             if line.strip() and not line.strip().startswith("#")]
     assert 5 <= len(code) <= 20, code
+
+
+def test_data_a_step_refuses_is_named_with_the_step(tmp_path: Path) -> None:
+    """Labels out of the classifier's range pass the data checks (right shape and dtype) and
+    fail in the loss's forward rule: the error names the file, the step and the arrays."""
+    path = tmp_path / "data.npz"
+    path.write_bytes(npz_bytes(X=np.ones((6, 4)), y=np.arange(6)))
+    with pytest.raises(ExecutionError) as info:
+        fit(classifier(), path, loss="loss", epochs=1, batch_size=4)
+    message = str(info.value)
+    assert message.startswith(f"{path}: epoch 1, step ") and "'X', 'y'" in message
+    assert "labels must lie in [0, 3)" in message and "\n" not in message
