@@ -65,6 +65,8 @@ def resolve_in_order(graph: Graph, registry: Registry) -> ResolvedGraph | None:
     numpy, in C), and the one loop in Python, shape inference, does little per node.
     - Values are numbered (slots) in order: inputs, constants, then each node's outputs; so a
       graph in running order is one whose nodes read only slots below their first output's.
+      Names are matched to slots with a dict, or, in a big sequence (each node reading inputs,
+      constants and its predecessor's output), without one (numbering.py).
     - An op is looked up, and a set of attribute values validated, once per distinct one (by
       identity of the OpRef, which loaders share between nodes; by value of the attributes).
     - Shapes are inferred once per distinct signature: op, attribute values, and the identity
