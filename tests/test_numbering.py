@@ -143,7 +143,7 @@ def test_a_dag_is_no_sequence_and_invalid_graphs_are_named(sequences_numbered: N
     twice = graph.model_copy(update={"nodes": [
         *graph.nodes[:5], graph.nodes[5].model_copy(update={"outputs": [graph.nodes[1].outputs[0]],
                                                             "name": "again"})]})
-    with pytest.raises(GraphValidationError):
+    with pytest.raises(GraphValidationError, match="is defined 2 times"):
         validate(twice)
 
 
