@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import click
@@ -36,6 +34,9 @@ def _kind(path: str) -> str:
 def _request(method: str, url: str, body: bytes | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a request; an error answer as one GraphkitError line."""
+    import urllib.error  # (here: http.client and ssl cost every other command 10 ms to import)
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
