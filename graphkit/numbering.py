@@ -59,6 +59,10 @@ class Slots(Mapping[str, int]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
+    def values(self) -> range:  # type: ignore[override]
+        """Every slot, in order (without the full dict: slot i is `names[i]`'s)."""
+        return range(len(self._names))
+
     def __repr__(self) -> str:
         return f"Slots({len(self._names)} names)"
 

@@ -90,7 +90,8 @@ def test_slots_answer_runs_without_the_full_dict_and_anything_else_with_it() -> 
     names = ["x", "w", "a", "b", "y"]
     slots = Slots(names, {"x": 0, "w": 1, "y": 4})
     assert slots["x"] == 0 and slots["y"] == 4 and "w" in slots and len(slots) == 5
-    assert list(slots) == names and slots._all is None  # (nothing built yet)
+    assert list(slots) == names and list(slots.values()) == [0, 1, 2, 3, 4]
+    assert slots._all is None  # (nothing built yet)
     assert slots["b"] == 3 and slots.get("a") == 2 and slots.get("zz") is None
     assert "zz" not in slots and slots == dict(zip(names, range(5), strict=True))
     with pytest.raises(KeyError):
